@@ -1,0 +1,375 @@
+"""A real Kubernetes control plane on loopback, for tests and `make run`.
+
+etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok, built from their Go modules
+by hack/build-tools.sh. Everything binds to 127.0.0.1 on random free ports, state lives in a
+temporary directory, and `stop()` kills only the processes this object started.
+
+kwok turns the fake nodes created by `create_fake_nodes()` Ready and makes pods scheduled onto them
+Running and Ready. Pod IPs are fake (kwok's --cidr): nothing may ever connect to them.
+
+Use as a library (tests/conftest.py) or from the shell:
+    python hack/localcluster.py up        # prints `export KUBECONFIG=...`, runs until Ctrl-C
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HACK = Path(__file__).resolve().parent
+
+# kwok ships no stages in its binary; these come from its module (read at run time, never copied).
+KWOK_STAGES = [
+    "node/fast/node-initialize.yaml",
+    "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "pod/fast/pod-ready.yaml",
+    "pod/fast/pod-complete.yaml",
+    "pod/fast/pod-delete.yaml",
+]
+
+ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
+REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class FakeNodeType:
+    instance_type: str
+    cpu: str
+    memory: str
+    devices: dict[str, str]
+    labels: dict[str, str]
+    taints: list[dict[str, str]]
+
+
+_NVIDIA_TAINT = [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
+_NEURON_TAINT = [{"key": "aws.amazon.com/neuron", "value": "true", "effect": "NoSchedule"}]
+
+
+def _gpu(family: str, gpu: str, count: int, mem_mib: int) -> dict[str, str]:
+    return {
+        "karpenter.k8s.aws/instance-family": family,
+        "karpenter.k8s.aws/instance-gpu-name": gpu,
+        "karpenter.k8s.aws/instance-gpu-manufacturer": "nvidia",
+        "karpenter.k8s.aws/instance-gpu-count": str(count),
+        "karpenter.k8s.aws/instance-gpu-memory": str(mem_mib),
+        "nvidia.com/gpu.present": "true",
+    }
+
+
+# Real EC2 shapes (vCPU, memory, accelerators) so scheduling behaves like EKS.
+NODE_TYPES = [
+    FakeNodeType("p5.48xlarge", "192", "2048Gi", {"nvidia.com/gpu": "8"},
+                 _gpu("p5", "h100", 8, 81920), _NVIDIA_TAINT),
+    FakeNodeType("g6e.xlarge", "4", "32Gi", {"nvidia.com/gpu": "1"},
+                 _gpu("g6e", "l40s", 1, 45776), _NVIDIA_TAINT),
+    FakeNodeType("g6e.12xlarge", "48", "384Gi", {"nvidia.com/gpu": "4"},
+                 _gpu("g6e", "l40s", 4, 45776), _NVIDIA_TAINT),
+    FakeNodeType("g5.xlarge", "4", "16Gi", {"nvidia.com/gpu": "1"},
+                 _gpu("g5", "a10g", 1, 22888), _NVIDIA_TAINT),
+    FakeNodeType("inf2.xlarge", "4", "16Gi", {"aws.amazon.com/neuron": "1",
+                                              "aws.amazon.com/neuroncore": "2"},
+                 {"karpenter.k8s.aws/instance-family": "inf2",
+                  "karpenter.k8s.aws/instance-accelerator-name": "inferentia",
+                  "karpenter.k8s.aws/instance-accelerator-manufacturer": "aws",
+                  "karpenter.k8s.aws/instance-accelerator-count": "1"}, _NEURON_TAINT),
+    FakeNodeType("inf2.48xlarge", "192", "768Gi", {"aws.amazon.com/neuron": "12",
+                                                   "aws.amazon.com/neuroncore": "24"},
+                 {"karpenter.k8s.aws/instance-family": "inf2",
+                  "karpenter.k8s.aws/instance-accelerator-name": "inferentia",
+                  "karpenter.k8s.aws/instance-accelerator-manufacturer": "aws",
+                  "karpenter.k8s.aws/instance-accelerator-count": "12"}, _NEURON_TAINT),
+    FakeNodeType("m6i.2xlarge", "8", "32Gi", {}, {"karpenter.k8s.aws/instance-family": "m6i"}, []),
+]
+
+
+def fake_node(kind: FakeNodeType, zone: str, index: int, capacity_type: str = "on-demand") -> dict:
+    name = f"{kind.instance_type.replace('.', '-')}-{zone}-{index}"
+    resources = {"cpu": kind.cpu, "memory": kind.memory, "pods": "110", **kind.devices}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "type": "kwok",
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "node.kubernetes.io/instance-type": kind.instance_type,
+                "topology.kubernetes.io/zone": zone,
+                "topology.kubernetes.io/region": REGION,
+                "karpenter.sh/capacity-type": capacity_type,
+                **kind.labels,
+            },
+        },
+        "spec": {"taints": kind.taints},
+        "status": {"allocatable": resources, "capacity": resources},
+    }
+
+
+def default_fake_nodes() -> list[dict]:
+    """One node of every type in every zone: 21 nodes, NVIDIA, Neuron and CPU."""
+    return [fake_node(kind, zone, 0) for kind in NODE_TYPES for zone in ZONES]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build_tools() -> Path:
+    """Run hack/build-tools.sh (a no-op on a warm cache) and return the bin directory."""
+    out = subprocess.run(["bash", str(HACK / "build-tools.sh")], check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
+@dataclass
+class LocalCluster:
+    bin_dir: Path
+    state: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="infop-cluster-")))
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    api_port: int = 0
+    etcd_port: int = 0
+    token: str = ""
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state / "admin.kubeconfig"
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> LocalCluster:
+        t0 = time.monotonic()
+        self._pki()
+        self._start_etcd()
+        self._start_apiserver()
+        self._start_controllers()
+        self._start_kwok()
+        self.startup_seconds = time.monotonic() - t0
+        return self
+
+    def stop(self) -> None:
+        for name in reversed(list(self.procs)):
+            proc = self.procs[name]
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+        if not os.environ.get("INFOP_KEEP_STATE"):
+            shutil.rmtree(self.state, ignore_errors=True)
+
+    def restart_apiserver(self) -> None:
+        """Stop and start kube-apiserver on the same port and etcd (for fault tests)."""
+        proc = self.procs.pop("kube-apiserver")
+        proc.terminate()
+        proc.wait(timeout=30)
+        self._start_apiserver()
+
+    # --- pieces ----------------------------------------------------------------------------
+    def _run(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self.state / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def _openssl(self, *args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=self.state / "pki")
+
+    def _pki(self) -> None:
+        pki = self.state / "pki"
+        pki.mkdir(parents=True, exist_ok=True)
+        self._openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+                      "-subj", "/CN=inference-operator-test-ca", "-keyout", "ca.key", "-out", "ca.crt",
+                      "-addext", "basicConstraints=critical,CA:TRUE",
+                      "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        (pki / "srv.ext").write_text(
+            "basicConstraints=CA:FALSE\n"
+            "keyUsage=critical,digitalSignature,keyEncipherment\n"
+            "extendedKeyUsage=serverAuth\n"
+            "subjectKeyIdentifier=hash\n"
+            "authorityKeyIdentifier=keyid,issuer\n"
+            "subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
+            "DNS:kubernetes.default.svc,IP:127.0.0.1\n")
+        self._openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=kube-apiserver",
+                      "-keyout", "apiserver.key", "-out", "apiserver.csr")
+        self._openssl("x509", "-req", "-in", "apiserver.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                      "-CAcreateserial", "-days", "3650", "-extfile", "srv.ext",
+                      "-out", "apiserver.crt")
+        self._openssl("genrsa", "-out", "sa.key", "2048")
+        self._openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
+        self.token = secrets.token_hex(32)
+        (pki / "tokens.csv").write_text(f"{self.token},admin,admin-uid,system:masters\n")
+
+    def _start_etcd(self) -> None:
+        self.etcd_port, peer = free_port(), free_port()
+        client, peer_url = f"http://127.0.0.1:{self.etcd_port}", f"http://127.0.0.1:{peer}"
+        self._run("etcd", [
+            str(self.bin_dir / "etcd"), "--name=node0", f"--data-dir={self.state / 'etcd'}",
+            f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=node0={peer_url}", "--unsafe-no-fsync",
+            "--listen-metrics-urls=", "--auto-compaction-retention=1",
+            "--quota-backend-bytes=4294967296", "--log-level=warn",
+        ])
+        self._wait(lambda: self._http_ok(f"{client}/health"), "etcd", 30)
+
+    def _start_apiserver(self) -> None:
+        pki = self.state / "pki"
+        if not self.api_port:
+            self.api_port = free_port()
+        self._run("kube-apiserver", [
+            str(self.bin_dir / "kube-apiserver"),
+            f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+            "--bind-address=127.0.0.1", f"--secure-port={self.api_port}",
+            # A loopback advertise address is refused by the endpoint reconcilers; nothing
+            # dials the `kubernetes` Service here, so no reconciler is needed.
+            "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}", f"--token-auth-file={pki / 'tokens.csv'}",
+            "--authorization-mode=Node,RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--service-cluster-ip-range=10.96.0.0/16", "--allow-privileged=true",
+            "--profiling=false", "--v=0",
+        ])
+        self._write_kubeconfig()
+        self._wait(lambda: self._http_ok(f"{self.server}/readyz", auth=True), "kube-apiserver", 90)
+
+    def _write_kubeconfig(self) -> None:
+        ca = self.state / "pki" / "ca.crt"
+        cfg = {
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "local", "cluster": {"server": self.server,
+                                                       "certificate-authority": str(ca)}}],
+            "users": [{"name": "admin", "user": {"token": self.token}}],
+            "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
+            "current-context": "local",
+        }
+        self.kubeconfig.write_text(json.dumps(cfg, indent=2))
+
+    def _start_controllers(self) -> None:
+        kc = str(self.kubeconfig)
+        common = [f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}",
+                  f"--authorization-kubeconfig={kc}", "--bind-address=127.0.0.1",
+                  "--leader-elect=false"]
+        self._run("kube-controller-manager", [
+            str(self.bin_dir / "kube-controller-manager"), *common,
+            f"--secure-port={free_port()}", "--controllers=*",
+            "--use-service-account-credentials=false",
+            f"--root-ca-file={self.state / 'pki' / 'ca.crt'}",
+            f"--service-account-private-key-file={self.state / 'pki' / 'sa.key'}",
+            "--cluster-name=inference-operator-test", "--kube-api-qps=200", "--kube-api-burst=400",
+            # Fake nodes never run pods for real; give evictions no reason to fire in tests.
+            "--node-monitor-grace-period=120s",
+        ])
+        self._run("kube-scheduler", [
+            str(self.bin_dir / "kube-scheduler"), *common, f"--secure-port={free_port()}",
+        ])
+        # The serviceaccount controller creates `default` in each namespace; pods need it.
+        self._wait(lambda: self._http_ok(
+            f"{self.server}/api/v1/namespaces/default/serviceaccounts/default", auth=True),
+            "kube-controller-manager", 60)
+
+    def _start_kwok(self) -> None:
+        module_dir = Path((self.bin_dir / "kwok-module-dir").read_text().strip())
+        stages = "".join(
+            "---\n" + (module_dir / "kustomize" / "stage" / s).read_text() for s in KWOK_STAGES)
+        (self.state / "kwok-stages.yaml").write_text(stages)
+        self._run("kwok", [
+            str(self.bin_dir / "kwok"), f"--kubeconfig={self.kubeconfig}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            "--node-lease-duration-seconds=40",
+            # Fake, never dialed: kwok only writes these into pod and node status.
+            "--cidr=10.244.0.0/16", "--node-ip=10.244.255.1",
+            f"--config={self.state / 'kwok-stages.yaml'}",
+        ])
+        time.sleep(0.5)
+        if self.procs["kwok"].poll() is not None:
+            raise RuntimeError(f"kwok exited: {(self.state / 'kwok.log').read_text()[-2000:]}")
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _http_ok(self, url: str, auth: bool = False) -> bool:
+        req = urllib.request.Request(url)
+        ctx = None
+        if url.startswith("https"):
+            ctx = ssl.create_default_context(cafile=str(self.state / "pki" / "ca.crt"))
+        if auth:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=2, context=ctx) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def _wait(self, ok: object, what: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.procs.get(what)
+            if proc is not None and proc.poll() is not None:
+                break
+            if ok():  # type: ignore[operator]
+                return
+            time.sleep(0.2)
+        log = self.state / f"{what}.log"
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        raise RuntimeError(f"{what} did not become ready within {timeout}s:\n{tail}")
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True
+                ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
+                              input=input, text=True, capture_output=True, check=check)
+
+    def create_fake_nodes(self, nodes: list[dict] | None = None) -> list[str]:
+        items = nodes if nodes is not None else default_fake_nodes()
+        self.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                           "items": items}))
+        return [n["metadata"]["name"] for n in items]
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] != ["up"]:
+        print(__doc__)
+        return 2
+    cluster = LocalCluster(build_tools()).start()
+    cluster.create_fake_nodes()
+    print(f"control plane up in {cluster.startup_seconds:.1f}s; state in {cluster.state}")
+    print(f"export KUBECONFIG={cluster.kubeconfig}", flush=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+    finally:
+        cluster.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
