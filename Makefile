@@ -1,0 +1,37 @@
+# The two commands that do everything are `make run` and `make test` (see README.md).
+PY ?= python3
+PYTEST_ARGS ?=
+
+.PHONY: run test lint typecheck layers unit integration tools bench install
+
+install:
+	$(PY) -m pip install -q -e '.[test]'
+
+tools:
+	bash hack/build-tools.sh
+
+run: tools
+	$(PY) hack/run_local.py
+
+lint:
+	$(PY) -m ruff check operator tests hack
+	$(PY) -m ruff format --check operator tests hack
+
+typecheck:
+	$(PY) -m mypy
+
+layers:
+	lint-imports
+
+unit:
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: tools
+	$(PY) -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
+
+# Everything CI runs: static checks first (cheap), then every test tier in one pytest run.
+test: lint typecheck layers tools
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+bench:
+	$(PY) -m inference_operator.bench.standard

@@ -1,0 +1,50 @@
+"""Command line: `python -m inference_operator <command>`.
+
+    run      run the operator against the cluster in KUBECONFIG (or in-cluster config)
+    bench    replay a request trace through scaling policies on the fleet simulator
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from inference_operator import handlers  # noqa: F401  (registers the handlers)
+    from inference_operator.logs import configure_logging
+    from inference_operator.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as e:
+        print(e, file=sys.stderr)
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+    liveness = f"http://{settings.bind_host}:{settings.health_port}/healthz" if settings.health_port else None
+    kopf.run(
+        standalone=settings.standalone,
+        namespaces=[settings.namespace] if settings.namespace else [],
+        clusterwide=settings.namespace is None,
+        liveness_endpoint=liveness,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="inference_operator", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the operator")
+    args, rest = parser.parse_known_args(argv)
+    if args.command in (None, "run"):
+        return _run(args)
+    parser.error(f"unknown command {args.command!r}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Operator settings: read from the environment once, at start-up, into a typed object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class Settings(BaseModel):
+    """Everything the operator process can be told from outside; env var INFOP_<FIELD>."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    namespace: str | None = Field(None, description="Watch only this namespace; all when unset.")
+    standalone: bool = Field(True, description="Run without kopf peering (single replica).")
+    peering_name: str = Field("inference-operator", description="kopf peering object name.")
+    log_format: str = Field("console", pattern="^(console|json)$", description="Log renderer.")
+    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    resync_seconds: float = Field(60.0, gt=0, description="Period of the drift-restoring pass.")
+    bind_host: str = Field("0.0.0.0", description="Address the metrics and health ports bind.")
+    metrics_port: int = Field(8080, ge=0, le=65535, description="Operator /metrics port; 0 off.")
+    health_port: int = Field(8081, ge=0, le=65535, description="kopf liveness port; 0 off.")
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    source = os.environ if env is None else env
+    raw = {
+        name: source[f"INFOP_{name.upper()}"]
+        for name in Settings.model_fields
+        if f"INFOP_{name.upper()}" in source
+    }
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"INFOP_{str(err['loc'][0]).upper()}={raw.get(str(err['loc'][0]))!r}: {err['msg']}"
+            for err in e.errors()
+        )
+        raise SettingsError(f"invalid operator settings: {problems}") from None

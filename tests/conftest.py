@@ -1,0 +1,49 @@
+"""Shared fixtures. The control plane (hack/localcluster.py) is started once per session, only when
+a test asks for it; INFOP_KUBECONFIG=<path> points the suite at an existing cluster instead (kind)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "hack"))
+sys.path.insert(0, str(ROOT / "tests"))
+SHARED = ROOT.parent / "shared"
+UPSTREAM_CRDS = [
+    *sorted((SHARED / "upstream/crds/keda").glob("*.yaml")),
+    *sorted((SHARED / "upstream/crds/karpenter/aws").glob("*.yaml")),
+    *sorted((SHARED / "upstream/crds/prometheus-operator").glob("*.yaml")),
+]
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[object]:
+    from kubeharness import Cluster
+
+    existing = os.environ.get("INFOP_KUBECONFIG")
+    if existing:
+        c = Cluster.existing(Path(existing))
+    else:
+        c = Cluster.local()
+    try:
+        c.install_crds([*UPSTREAM_CRDS, *sorted((ROOT / "crds").glob("*.yaml"))])
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def namespace(cluster: object) -> Iterator[str]:
+    from kubeharness import Cluster
+
+    assert isinstance(cluster, Cluster)
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.create_namespace(name)
+    yield name
+    cluster.delete_namespace(name)
