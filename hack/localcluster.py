@@ -71,26 +71,64 @@ def _gpu(family: str, gpu: str, count: int, mem_mib: int) -> dict[str, str]:
 
 # Real EC2 shapes (vCPU, memory, accelerators) so scheduling behaves like EKS.
 NODE_TYPES = [
-    FakeNodeType("p5.48xlarge", "192", "2048Gi", {"nvidia.com/gpu": "8"},
-                 _gpu("p5", "h100", 8, 81920), _NVIDIA_TAINT),
-    FakeNodeType("g6e.xlarge", "4", "32Gi", {"nvidia.com/gpu": "1"},
-                 _gpu("g6e", "l40s", 1, 45776), _NVIDIA_TAINT),
-    FakeNodeType("g6e.12xlarge", "48", "384Gi", {"nvidia.com/gpu": "4"},
-                 _gpu("g6e", "l40s", 4, 45776), _NVIDIA_TAINT),
-    FakeNodeType("g5.xlarge", "4", "16Gi", {"nvidia.com/gpu": "1"},
-                 _gpu("g5", "a10g", 1, 22888), _NVIDIA_TAINT),
-    FakeNodeType("inf2.xlarge", "4", "16Gi", {"aws.amazon.com/neuron": "1",
-                                              "aws.amazon.com/neuroncore": "2"},
-                 {"karpenter.k8s.aws/instance-family": "inf2",
-                  "karpenter.k8s.aws/instance-accelerator-name": "inferentia",
-                  "karpenter.k8s.aws/instance-accelerator-manufacturer": "aws",
-                  "karpenter.k8s.aws/instance-accelerator-count": "1"}, _NEURON_TAINT),
-    FakeNodeType("inf2.48xlarge", "192", "768Gi", {"aws.amazon.com/neuron": "12",
-                                                   "aws.amazon.com/neuroncore": "24"},
-                 {"karpenter.k8s.aws/instance-family": "inf2",
-                  "karpenter.k8s.aws/instance-accelerator-name": "inferentia",
-                  "karpenter.k8s.aws/instance-accelerator-manufacturer": "aws",
-                  "karpenter.k8s.aws/instance-accelerator-count": "12"}, _NEURON_TAINT),
+    FakeNodeType(
+        "p5.48xlarge",
+        "192",
+        "2048Gi",
+        {"nvidia.com/gpu": "8"},
+        _gpu("p5", "h100", 8, 81920),
+        _NVIDIA_TAINT,
+    ),
+    FakeNodeType(
+        "g6e.xlarge",
+        "4",
+        "32Gi",
+        {"nvidia.com/gpu": "1"},
+        _gpu("g6e", "l40s", 1, 45776),
+        _NVIDIA_TAINT,
+    ),
+    FakeNodeType(
+        "g6e.12xlarge",
+        "48",
+        "384Gi",
+        {"nvidia.com/gpu": "4"},
+        _gpu("g6e", "l40s", 4, 45776),
+        _NVIDIA_TAINT,
+    ),
+    FakeNodeType(
+        "g5.xlarge",
+        "4",
+        "16Gi",
+        {"nvidia.com/gpu": "1"},
+        _gpu("g5", "a10g", 1, 22888),
+        _NVIDIA_TAINT,
+    ),
+    FakeNodeType(
+        "inf2.xlarge",
+        "4",
+        "16Gi",
+        {"aws.amazon.com/neuron": "1", "aws.amazon.com/neuroncore": "2"},
+        {
+            "karpenter.k8s.aws/instance-family": "inf2",
+            "karpenter.k8s.aws/instance-accelerator-name": "inferentia",
+            "karpenter.k8s.aws/instance-accelerator-manufacturer": "aws",
+            "karpenter.k8s.aws/instance-accelerator-count": "1",
+        },
+        _NEURON_TAINT,
+    ),
+    FakeNodeType(
+        "inf2.48xlarge",
+        "192",
+        "768Gi",
+        {"aws.amazon.com/neuron": "12", "aws.amazon.com/neuroncore": "24"},
+        {
+            "karpenter.k8s.aws/instance-family": "inf2",
+            "karpenter.k8s.aws/instance-accelerator-name": "inferentia",
+            "karpenter.k8s.aws/instance-accelerator-manufacturer": "aws",
+            "karpenter.k8s.aws/instance-accelerator-count": "12",
+        },
+        _NEURON_TAINT,
+    ),
     FakeNodeType("m6i.2xlarge", "8", "32Gi", {}, {"karpenter.k8s.aws/instance-family": "m6i"}, []),
 ]
 
@@ -134,8 +172,9 @@ def free_port() -> int:
 
 def build_tools() -> Path:
     """Run hack/build-tools.sh (a no-op on a warm cache) and return the bin directory."""
-    out = subprocess.run(["bash", str(HACK / "build-tools.sh")], check=True,
-                         stdout=subprocess.PIPE, text=True).stdout
+    out = subprocess.run(
+        ["bash", str(HACK / "build-tools.sh")], check=True, stdout=subprocess.PIPE, text=True
+    ).stdout
     return Path(out.strip().splitlines()[-1])
 
 
@@ -192,8 +231,13 @@ class LocalCluster:
     # --- pieces ----------------------------------------------------------------------------
     def _run(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.state / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.procs[name] = proc
         return proc
 
@@ -203,10 +247,25 @@ class LocalCluster:
     def _pki(self) -> None:
         pki = self.state / "pki"
         pki.mkdir(parents=True, exist_ok=True)
-        self._openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-                      "-subj", "/CN=inference-operator-test-ca", "-keyout", "ca.key", "-out", "ca.crt",
-                      "-addext", "basicConstraints=critical,CA:TRUE",
-                      "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        self._openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=inference-operator-test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        )
         (pki / "srv.ext").write_text(
             "basicConstraints=CA:FALSE\n"
             "keyUsage=critical,digitalSignature,keyEncipherment\n"
@@ -214,12 +273,37 @@ class LocalCluster:
             "subjectKeyIdentifier=hash\n"
             "authorityKeyIdentifier=keyid,issuer\n"
             "subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
-            "DNS:kubernetes.default.svc,IP:127.0.0.1\n")
-        self._openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=kube-apiserver",
-                      "-keyout", "apiserver.key", "-out", "apiserver.csr")
-        self._openssl("x509", "-req", "-in", "apiserver.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                      "-CAcreateserial", "-days", "3650", "-extfile", "srv.ext",
-                      "-out", "apiserver.crt")
+            "DNS:kubernetes.default.svc,IP:127.0.0.1\n"
+        )
+        self._openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=kube-apiserver",
+            "-keyout",
+            "apiserver.key",
+            "-out",
+            "apiserver.csr",
+        )
+        self._openssl(
+            "x509",
+            "-req",
+            "-in",
+            "apiserver.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-extfile",
+            "srv.ext",
+            "-out",
+            "apiserver.crt",
+        )
         self._openssl("genrsa", "-out", "sa.key", "2048")
         self._openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
         self.token = secrets.token_hex(32)
@@ -228,46 +312,69 @@ class LocalCluster:
     def _start_etcd(self) -> None:
         self.etcd_port, peer = free_port(), free_port()
         client, peer_url = f"http://127.0.0.1:{self.etcd_port}", f"http://127.0.0.1:{peer}"
-        self._run("etcd", [
-            str(self.bin_dir / "etcd"), "--name=node0", f"--data-dir={self.state / 'etcd'}",
-            f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
-            f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
-            f"--initial-cluster=node0={peer_url}", "--unsafe-no-fsync",
-            "--listen-metrics-urls=", "--auto-compaction-retention=1",
-            "--quota-backend-bytes=4294967296", "--log-level=warn",
-        ])
+        self._run(
+            "etcd",
+            [
+                str(self.bin_dir / "etcd"),
+                "--name=node0",
+                f"--data-dir={self.state / 'etcd'}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=node0={peer_url}",
+                "--unsafe-no-fsync",
+                "--listen-metrics-urls=",
+                "--auto-compaction-retention=1",
+                "--quota-backend-bytes=4294967296",
+                "--log-level=warn",
+            ],
+        )
         self._wait(lambda: self._http_ok(f"{client}/health"), "etcd", 30)
 
     def _start_apiserver(self) -> None:
         pki = self.state / "pki"
         if not self.api_port:
             self.api_port = free_port()
-        self._run("kube-apiserver", [
-            str(self.bin_dir / "kube-apiserver"),
-            f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-            "--bind-address=127.0.0.1", f"--secure-port={self.api_port}",
-            # A loopback advertise address is refused by the endpoint reconcilers; nothing
-            # dials the `kubernetes` Service here, so no reconciler is needed.
-            "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
-            f"--tls-cert-file={pki / 'apiserver.crt'}",
-            f"--tls-private-key-file={pki / 'apiserver.key'}",
-            f"--client-ca-file={pki / 'ca.crt'}", f"--token-auth-file={pki / 'tokens.csv'}",
-            "--authorization-mode=Node,RBAC",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={pki / 'sa.pub'}",
-            f"--service-account-signing-key-file={pki / 'sa.key'}",
-            "--service-cluster-ip-range=10.96.0.0/16", "--allow-privileged=true",
-            "--profiling=false", "--v=0",
-        ])
+        self._run(
+            "kube-apiserver",
+            [
+                str(self.bin_dir / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self.api_port}",
+                # A loopback advertise address is refused by the endpoint reconcilers; nothing
+                # dials the `kubernetes` Service here, so no reconciler is needed.
+                "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                f"--token-auth-file={pki / 'tokens.csv'}",
+                "--authorization-mode=Node,RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                "--allow-privileged=true",
+                "--profiling=false",
+                "--v=0",
+            ],
+        )
         self._write_kubeconfig()
         self._wait(lambda: self._http_ok(f"{self.server}/readyz", auth=True), "kube-apiserver", 90)
 
     def _write_kubeconfig(self) -> None:
         ca = self.state / "pki" / "ca.crt"
         cfg = {
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "local", "cluster": {"server": self.server,
-                                                       "certificate-authority": str(ca)}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "local",
+                    "cluster": {"server": self.server, "certificate-authority": str(ca)},
+                }
+            ],
             "users": [{"name": "admin", "user": {"token": self.token}}],
             "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
             "current-context": "local",
@@ -276,41 +383,67 @@ class LocalCluster:
 
     def _start_controllers(self) -> None:
         kc = str(self.kubeconfig)
-        common = [f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}",
-                  f"--authorization-kubeconfig={kc}", "--bind-address=127.0.0.1",
-                  "--leader-elect=false"]
-        self._run("kube-controller-manager", [
-            str(self.bin_dir / "kube-controller-manager"), *common,
-            f"--secure-port={free_port()}", "--controllers=*",
-            "--use-service-account-credentials=false",
-            f"--root-ca-file={self.state / 'pki' / 'ca.crt'}",
-            f"--service-account-private-key-file={self.state / 'pki' / 'sa.key'}",
-            "--cluster-name=inference-operator-test", "--kube-api-qps=200", "--kube-api-burst=400",
-            # Fake nodes never run pods for real; give evictions no reason to fire in tests.
-            "--node-monitor-grace-period=120s",
-        ])
-        self._run("kube-scheduler", [
-            str(self.bin_dir / "kube-scheduler"), *common, f"--secure-port={free_port()}",
-        ])
+        common = [
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            "--bind-address=127.0.0.1",
+            "--leader-elect=false",
+        ]
+        self._run(
+            "kube-controller-manager",
+            [
+                str(self.bin_dir / "kube-controller-manager"),
+                *common,
+                f"--secure-port={free_port()}",
+                "--controllers=*",
+                "--use-service-account-credentials=false",
+                f"--root-ca-file={self.state / 'pki' / 'ca.crt'}",
+                f"--service-account-private-key-file={self.state / 'pki' / 'sa.key'}",
+                "--cluster-name=inference-operator-test",
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
+                # Fake nodes never run pods for real; give evictions no reason to fire in tests.
+                "--node-monitor-grace-period=120s",
+            ],
+        )
+        self._run(
+            "kube-scheduler",
+            [
+                str(self.bin_dir / "kube-scheduler"),
+                *common,
+                f"--secure-port={free_port()}",
+            ],
+        )
         # The serviceaccount controller creates `default` in each namespace; pods need it.
-        self._wait(lambda: self._http_ok(
-            f"{self.server}/api/v1/namespaces/default/serviceaccounts/default", auth=True),
-            "kube-controller-manager", 60)
+        self._wait(
+            lambda: self._http_ok(
+                f"{self.server}/api/v1/namespaces/default/serviceaccounts/default", auth=True
+            ),
+            "kube-controller-manager",
+            60,
+        )
 
     def _start_kwok(self) -> None:
         module_dir = Path((self.bin_dir / "kwok-module-dir").read_text().strip())
         stages = "".join(
-            "---\n" + (module_dir / "kustomize" / "stage" / s).read_text() for s in KWOK_STAGES)
+            "---\n" + (module_dir / "kustomize" / "stage" / s).read_text() for s in KWOK_STAGES
+        )
         (self.state / "kwok-stages.yaml").write_text(stages)
-        self._run("kwok", [
-            str(self.bin_dir / "kwok"), f"--kubeconfig={self.kubeconfig}",
-            "--manage-all-nodes=false",
-            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            "--node-lease-duration-seconds=40",
-            # Fake, never dialed: kwok only writes these into pod and node status.
-            "--cidr=10.244.0.0/16", "--node-ip=10.244.255.1",
-            f"--config={self.state / 'kwok-stages.yaml'}",
-        ])
+        self._run(
+            "kwok",
+            [
+                str(self.bin_dir / "kwok"),
+                f"--kubeconfig={self.kubeconfig}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                "--node-lease-duration-seconds=40",
+                # Fake, never dialed: kwok only writes these into pod and node status.
+                "--cidr=10.244.0.0/16",
+                "--node-ip=10.244.255.1",
+                f"--config={self.state / 'kwok-stages.yaml'}",
+            ],
+        )
         time.sleep(0.5)
         if self.procs["kwok"].poll() is not None:
             raise RuntimeError(f"kwok exited: {(self.state / 'kwok.log').read_text()[-2000:]}")
@@ -342,15 +475,25 @@ class LocalCluster:
         tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
         raise RuntimeError(f"{what} did not become ready within {timeout}s:\n{tail}")
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True
-                ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
-                              input=input, text=True, capture_output=True, check=check)
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            text=True,
+            capture_output=True,
+            check=check,
+        )
 
     def create_fake_nodes(self, nodes: list[dict] | None = None) -> list[str]:
         items = nodes if nodes is not None else default_fake_nodes()
-        self.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                           "items": items}))
+        self.kubectl(
+            "apply",
+            "-f",
+            "-",
+            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+        )
         return [n["metadata"]["name"] for n in items]
 
 

@@ -40,8 +40,13 @@ def main() -> int:
             cluster.kubectl("apply", "--server-side", "-f", str(f))
         print(f"control plane up in {cluster.startup_seconds:.1f}s with {len(nodes)} fake nodes")
         print(f"  export KUBECONFIG={cluster.kubeconfig}", flush=True)
-        env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "INFOP_BIND_HOST": "127.0.0.1",
-               "INFOP_HEALTH_PORT": "0", "INFOP_METRICS_PORT": "0"}
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(cluster.kubeconfig),
+            "INFOP_BIND_HOST": "127.0.0.1",
+            "INFOP_HEALTH_PORT": "0",
+            "INFOP_METRICS_PORT": "0",
+        }
         operator = subprocess.Popen([sys.executable, "-m", "inference_operator", "run"], env=env)
         deadline = time.monotonic() + args.duration if args.duration else None
         while operator.poll() is None and (deadline is None or time.monotonic() < deadline):

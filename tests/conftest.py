@@ -1,5 +1,8 @@
-"""Shared fixtures. The control plane (hack/localcluster.py) is started once per session, only when
-a test asks for it; INFOP_KUBECONFIG=<path> points the suite at an existing cluster instead (kind)."""
+"""Shared fixtures.
+
+The control plane (hack/localcluster.py) starts once per session, only when a test asks for it;
+INFOP_KUBECONFIG=<path> points the suite at an existing cluster instead (kind).
+"""
 
 from __future__ import annotations
 
@@ -27,10 +30,7 @@ def cluster() -> Iterator[object]:
     from kubeharness import Cluster
 
     existing = os.environ.get("INFOP_KUBECONFIG")
-    if existing:
-        c = Cluster.existing(Path(existing))
-    else:
-        c = Cluster.local()
+    c = Cluster.existing(Path(existing)) if existing else Cluster.start_local()
     try:
         c.install_crds([*UPSTREAM_CRDS, *sorted((ROOT / "crds").glob("*.yaml"))])
         yield c

@@ -14,7 +14,6 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
-
 from localcluster import LocalCluster, build_tools
 
 
@@ -29,10 +28,10 @@ class Applied:
 class Cluster:
     kubeconfig: Path
     api: client.ApiClient
-    local: LocalCluster | None = None
+    process: LocalCluster | None = None
 
     @classmethod
-    def local(cls) -> Cluster:
+    def start_local(cls) -> Cluster:
         lc = LocalCluster(build_tools()).start()
         lc.create_fake_nodes()
         return cls(lc.kubeconfig, config.new_client_from_config(str(lc.kubeconfig)), lc)
@@ -47,14 +46,19 @@ class Cluster:
 
     def close(self) -> None:
         self.api.close()
-        if self.local is not None:
-            self.local.stop()
+        if self.process is not None:
+            self.process.stop()
 
     # --- kubectl, for what it does best (server-side apply of files, CRDs) ----------------
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True
-                ) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run(["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
-                             input=input, text=True, capture_output=True)
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run(
+            ["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            text=True,
+            capture_output=True,
+        )
         if check and res.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {res.stderr}")
         return res
@@ -65,9 +69,13 @@ class Cluster:
         meta = obj["metadata"]
         try:
             out = resource.server_side_apply(
-                body=obj, name=meta["name"], namespace=meta.get("namespace"),
-                field_manager=manager, force_conflicts=True,
-                query_params=[("fieldValidation", "Strict")])
+                body=obj,
+                name=meta["name"],
+                namespace=meta.get("namespace"),
+                field_manager=manager,
+                force_conflicts=True,
+                query_params=[("fieldValidation", "Strict")],
+            )
         except ApiException as e:
             if check:
                 raise AssertionError(f"apply {obj['kind']}/{meta['name']}: {e.body}") from e
@@ -78,8 +86,9 @@ class Cluster:
         for f in files:
             self.kubectl("apply", "--server-side", "--field-manager=tests", "-f", str(f))
         if files:
-            self.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                         *[f"-f={f}" for f in files])
+            self.kubectl(
+                "wait", "--for=condition=Established", "--timeout=60s", *[f"-f={f}" for f in files]
+            )
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         args = ["get", kind, name, "-o", "json"]
@@ -93,8 +102,9 @@ class Cluster:
         out: dict[str, Any] = json.loads(res.stdout)
         return out
 
-    def list(self, kind: str, namespace: str | None = None, selector: str | None = None
-             ) -> list[dict[str, Any]]:
+    def list(
+        self, kind: str, namespace: str | None = None, selector: str | None = None
+    ) -> list[dict[str, Any]]:
         args = ["get", kind, "-o", "json"]
         args += ["-n", namespace] if namespace else ["-A"]
         if selector:
@@ -109,8 +119,9 @@ class Cluster:
         client.CoreV1Api(self.api).delete_namespace(name)
 
 
-def eventually(check: Callable[[], Any], timeout: float = 60, interval: float = 0.25,
-               what: str = "condition") -> Any:
+def eventually(
+    check: Callable[[], Any], timeout: float = 60, interval: float = 0.25, what: str = "condition"
+) -> Any:
     """Poll `check` until it returns a truthy value (returned) or raise with the last error."""
     deadline = time.monotonic() + timeout
     last: object = None

@@ -1,7 +1,7 @@
 """Command line: `python -m inference_operator <command>`.
 
-    run      run the operator against the cluster in KUBECONFIG (or in-cluster config)
-    bench    replay a request trace through scaling policies on the fleet simulator
+run      run the operator against the cluster in KUBECONFIG (or in-cluster config)
+bench    replay a request trace through scaling policies on the fleet simulator
 """
 
 from __future__ import annotations
@@ -24,7 +24,11 @@ def _run(args: argparse.Namespace) -> int:
         print(e, file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
-    liveness = f"http://{settings.bind_host}:{settings.health_port}/healthz" if settings.health_port else None
+    liveness = (
+        f"http://{settings.bind_host}:{settings.health_port}/healthz"
+        if settings.health_port
+        else None
+    )
     kopf.run(
         standalone=settings.standalone,
         namespaces=[settings.namespace] if settings.namespace else [],
@@ -35,11 +39,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="inference_operator", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="inference_operator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="run the operator")
-    args, rest = parser.parse_known_args(argv)
+    args = parser.parse_args(argv)
     if args.command in (None, "run"):
         return _run(args)
     parser.error(f"unknown command {args.command!r}")

@@ -17,7 +17,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = "infer.dev/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="infer.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="infer.dev", key="last-handled-configuration")
+        prefix="infer.dev", key="last-handled-configuration"
+    )
     settings.posting.level = 20  # INFO: decisions and problems become Kubernetes Events
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
