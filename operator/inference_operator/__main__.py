@@ -46,9 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="run the operator")
+    from inference_operator.bench import cli as bench_cli
+
+    bench_cli.add_arguments(sub.add_parser("bench", help="replay a trace through scaling policies"))
     args = parser.parse_args(argv)
     if args.command in (None, "run"):
         return _run(args)
+    if args.command == "bench":
+        return bench_cli.run(args)
     parser.error(f"unknown command {args.command!r}")
     return 2
 

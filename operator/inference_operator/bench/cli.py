@@ -1,0 +1,75 @@
+"""`python -m inference_operator bench`: replay a trace through policies on the simulator."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from inference_operator.bench.replay import POLICY_NAMES, BenchConfig, calibrate, replay
+from inference_operator.bench.report import as_json, plot, table, write_json
+from inference_operator.bench.traces import Trace, TraceFormatError, load_csv, synthetic
+from inference_operator.simulator.profiles import PROFILES, SCENARIOS
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trace", required=True,
+                   help="a CSV (timestamp, prompt tokens, output tokens) or synthetic:KIND with "
+                        "KIND one of step, spike, ramp, idle-gap")
+    p.add_argument("--policy", action="append", choices=POLICY_NAMES,
+                   help="policies to replay (repeatable; default all)")
+    p.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
+                   help="start-up scenarios (repeatable; default warm-node)")
+    p.add_argument("--profile", default="llama-3.1-8b/l40s", choices=sorted(PROFILES))
+    p.add_argument("--time-scale", type=float, default=1.0,
+                   help="replay this many times slower (>1) or faster (<1)")
+    p.add_argument("--min-replicas", type=int, default=1)
+    p.add_argument("--max-replicas", type=int, default=64)
+    p.add_argument("--json", type=Path, help="write the report as JSON here")
+    p.add_argument("--plot", type=Path, help="write a PNG plot here (one per scenario)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def load_trace(spec: str, time_scale: float) -> Trace:
+    if spec.startswith("synthetic:"):
+        trace = synthetic(spec.split(":", 1)[1])
+    else:
+        trace = load_csv(Path(spec))
+    return trace if time_scale == 1.0 else trace.scaled(time_scale)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        trace = load_trace(args.trace, args.time_scale)
+    except (OSError, TraceFormatError, ValueError) as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 2
+    names = tuple(args.policy or POLICY_NAMES)
+    documents = []
+    for scenario in args.scenario or ["warm-node"]:
+        cfg = BenchConfig(PROFILES[args.profile], SCENARIOS[scenario],
+                          min_replicas=args.min_replicas, max_replicas=args.max_replicas)
+        capacity = calibrate(cfg.profile, trace, cfg.slo)
+        total = trace.duration * len(names)
+        with tqdm(total=round(total), unit="sim-s", disable=True if args.quiet else None, leave=False, mininterval=1.0,
+                  desc=f"{trace.name}/{scenario}") as bar:
+            done: dict[str, float] = {}
+
+            def progress(name: str, t: float) -> None:
+                done[name] = min(t, trace.duration)
+                bar.n = round(sum(done.values()))
+                bar.refresh() if int(t) % 60 == 0 else None
+
+            reports = replay(trace, cfg, names, capacity, progress)
+        print(table(trace.name, scenario, reports))
+        print(f"   one replica sustains {capacity.rps:.2f} req/s within the SLO on this mix")
+        documents.append(as_json(trace.name, scenario, reports))
+        if args.plot:
+            path = args.plot if len(args.scenario or [1]) == 1 else args.plot.with_name(
+                f"{args.plot.stem}-{scenario}{args.plot.suffix}")
+            plot(path, f"{trace.name} / {scenario} / {cfg.profile.name}", reports)
+    if args.json:
+        write_json(args.json, documents)
+    return 0

@@ -1,0 +1,173 @@
+"""Scaling policies replayed on the simulator: ours (the real `recommend`), and the baselines."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from inference_operator.scaling import Observation, Policy, State, recommend
+from inference_operator.simulator.fleet import FleetView
+
+
+def _clamp(n: int, lo: int, hi: int) -> int:
+    return max(lo, min(hi, n))
+
+
+@dataclass
+class Ours:
+    """`scaling.recommend` fed the way the operator feeds it: Prometheus scrapes every
+    `scrape_interval`, a 1-minute arrival rate, a decision on HPA's 15-second sync."""
+
+    policy: Policy
+    scrape_interval: float = 15.0
+    interval: float = 15.0
+    name: str = "ours"
+    state: State = field(default_factory=State)
+
+    def decide(self, now: float, view: FleetView) -> int:
+        s = view.latest(now, self.scrape_interval)
+        if s is None:
+            return view.target
+        obs = Observation(
+            at=now,
+            current_replicas=view.target,
+            ready_replicas=s.ready,
+            starting_replicas=s.starting,
+            queue=s.queue,
+            running=s.running,
+            kv_cache_utilization=s.kv_cache_utilization,
+            arrival_rps=view.rate(now, 60.0, self.scrape_interval, "arrivals"),
+            gateway_queue=s.held,
+            sampled_at=s.at,
+        )
+        rec, self.state = recommend(obs, self.policy, self.state, now)
+        return rec.replicas
+
+
+@dataclass
+class Static:
+    replicas: int
+    name: str = "static-peak"
+    interval: float = 3600.0
+
+    def decide(self, now: float, view: FleetView) -> int:
+        return self.replicas
+
+
+@dataclass
+class KedaHpaDefaults:
+    """A KEDA Prometheus trigger on the vLLM queue (AverageValue target per replica) behind an HPA
+    with its defaults: 15 s sync, 10% tolerance, scale-up max(100%, 4 pods) per 15 s, scale-down
+    stabilization 300 s then 100% per 15 s; KEDA activation 0->1 and a 300 s cooldown to 0."""
+
+    queue_target: float
+    min_replicas: int
+    max_replicas: int
+    scrape_interval: float = 15.0
+    interval: float = 15.0
+    tolerance: float = 0.1
+    stabilization: float = 300.0
+    cooldown: float = 300.0
+    name: str = "keda-default"
+    _history: list[tuple[float, int]] = field(default_factory=list)
+    _last_active: float = -math.inf
+
+    def decide(self, now: float, view: FleetView) -> int:
+        s = view.latest(now, self.scrape_interval)
+        if s is None:
+            return view.target
+        metric = float(s.queue + s.held)
+        current = view.target
+        if metric > 0:
+            self._last_active = now
+        if current == 0:
+            # KEDA's activation: any queue wakes the target to 1; HPA takes over from there.
+            return max(self.min_replicas, 1 if metric > 0 else 0)
+        if self.min_replicas == 0 and now - self._last_active >= self.cooldown:
+            return 0
+        ratio = metric / (self.queue_target * current)
+        raw = current if abs(ratio - 1) <= self.tolerance else math.ceil(metric / self.queue_target)
+        raw = _clamp(raw, max(1, self.min_replicas), self.max_replicas)
+        self._history = [(t, r) for t, r in self._history if t > now - self.stabilization]
+        self._history.append((now, raw))
+        if raw > current:
+            return min(raw, max(2 * current, current + 4))
+        return max(r for _, r in self._history) if raw < current else current
+
+
+@dataclass
+class KnativeKpa:
+    """Knative's KPA on in-flight requests per replica: 60 s stable and 6 s panic windows, panic at
+    200% of target, target utilization 70%, max scale-down rate 2x, 30 s grace to zero."""
+
+    concurrency_target: float
+    min_replicas: int
+    max_replicas: int
+    interval: float = 2.0
+    stable_window: float = 60.0
+    panic_window: float = 6.0
+    panic_threshold: float = 2.0
+    utilization: float = 0.7
+    name: str = "knative-kpa"
+    _panic_until: float = -math.inf
+    _panic_max: int = 0
+    _zero_since: float | None = None
+
+    def decide(self, now: float, view: FleetView) -> int:
+        stable = view.window(now, self.stable_window)
+        if not stable:
+            return view.target
+        panic = [s for s in stable if s.at > now - self.panic_window]
+        per_pod = self.concurrency_target * self.utilization
+
+        def load(samples: Sequence[object]) -> float:
+            return sum(s.running + s.queue + s.held for s in samples) / len(samples)  # type: ignore[attr-defined]
+
+        want_stable = math.ceil(load(stable) / per_pod)
+        want_panic = math.ceil(load(panic) / per_pod) if panic else want_stable
+        ready = max(1, stable[-1].ready)
+        if want_panic / ready >= self.panic_threshold:
+            self._panic_until = now + self.stable_window
+        if now < self._panic_until:
+            self._panic_max = max(self._panic_max, want_panic, view.target)
+            want = self._panic_max
+        else:
+            self._panic_max = 0
+            want = max(want_stable, math.ceil(ready / 2))
+        if want == 0:
+            self._zero_since = self._zero_since if self._zero_since is not None else now
+            if now - self._zero_since < 30.0:
+                want = min(view.target, 1)
+        else:
+            self._zero_since = None
+        return _clamp(want, self.min_replicas, self.max_replicas)
+
+
+@dataclass
+class LeadOracle:
+    """Knows the future: keeps what the next `lead` seconds need, so replicas are Ready exactly
+    when their load arrives (needs per bin come from the trace and the replica's capacity)."""
+
+    need: list[int]  # replicas needed per bin
+    bin_seconds: float
+    start: float
+    lead: float
+    min_replicas: int
+    interval: float = 15.0
+    name: str = "oracle"
+
+    def decide(self, now: float, view: FleetView) -> int:
+        lo = int((now - self.start) // self.bin_seconds)
+        hi = int((now - self.start + self.lead + self.interval) // self.bin_seconds)
+        window = self.need[max(0, lo): max(0, hi) + 1]
+        return max([self.min_replicas, *window])
+
+
+def needed_replicas(arrivals: Sequence[float], capacity_rps: float, bin_seconds: float,
+                    duration: float) -> list[int]:
+    """Replicas a perfect fluid scaler needs per bin: arrivals in the bin / what one replica takes."""
+    bins = [0] * (int(duration // bin_seconds) + 1)
+    for t in arrivals:
+        bins[int(t // bin_seconds)] += 1
+    return [math.ceil(n / bin_seconds / capacity_rps - 1e-9) for n in bins]

@@ -1,0 +1,169 @@
+"""Typed inputs and outputs of the scaling decision. Plain frozen dataclasses: no I/O, no clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the fleet looked like at `at` (seconds since the epoch). A signal is None when unknown."""
+
+    at: float
+    # Replicas the scale target currently asks for (spec.replicas); the "no change" answer.
+    current_replicas: int
+    # Pods Ready and serving, and pods created but not Ready yet (node launch, pull, load).
+    ready_replicas: int
+    starting_replicas: int = 0
+    # Fleet totals, summed over pods (vllm:num_requests_waiting / _running).
+    queue: float | None = None
+    running: float | None = None
+    # Mean KV-cache usage over Ready pods, a 0-1 fraction (vllm:kv_cache_usage_perc).
+    kv_cache_utilization: float | None = None
+    # Requests per second arriving at the fleet (the gateway, or http_requests_total).
+    arrival_rps: float | None = None
+    # Requests per second finishing (vllm:request_success_total).
+    completion_rps: float | None = None
+    # Requests held by the gateway, the only signal that exists at zero replicas.
+    gateway_queue: float | None = None
+    # When the newest sample behind these signals was taken; None means "at `at`".
+    sampled_at: float | None = None
+
+    @property
+    def has_load_signal(self) -> bool:
+        return any(
+            v is not None
+            for v in (self.queue, self.kv_cache_utilization, self.arrival_rps, self.completion_rps)
+        )
+
+    @property
+    def supply(self) -> int:
+        return self.ready_replicas + self.starting_replicas
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Per-replica targets: what one replica should carry at the desired operating point."""
+
+    queue_per_replica: float = 4.0
+    kv_cache_utilization: float = 0.8
+    requests_per_second_per_replica: float | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in (
+            ("queuePerReplica", self.queue_per_replica),
+            ("kvCacheUtilization", self.kv_cache_utilization),
+            ("requestsPerSecondPerReplica", self.requests_per_second_per_replica),
+        ):
+            if value is not None and not value > 0:
+                raise ValueError(f"targets.{name}: {value!r} must be > 0")
+        if self.kv_cache_utilization > 1:
+            raise ValueError(
+                f"targets.kvCacheUtilization: {self.kv_cache_utilization!r} must be <= 1"
+            )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A floor of `min_replicas` for `duration_seconds` from each cron fire, in `timezone`."""
+
+    cron: str
+    min_replicas: int
+    duration_seconds: float
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How to scale; built from the InferenceDeployment's spec.autoscaling."""
+
+    min_replicas: int = 1
+    max_replicas: int = 8
+    targets: Targets = field(default_factory=Targets)
+    # Time from "create a replica" to "it serves"; the forecast looks this far ahead.
+    startup_seconds: float = 120.0
+    # Trend look-back for the arrival-rate forecast.
+    forecast_window_seconds: float = 120.0
+    # The forecast may at most multiply the current arrival rate by this.
+    forecast_max_growth: float = 2.0
+    # Panic: when demand reaches this multiple of Ready capacity, never scale down for the window.
+    panic_threshold: float = 2.0
+    panic_window_seconds: float = 60.0
+    # Scale up at most by this factor (and at least by `scale_up_min_step`) per decision.
+    scale_up_max_factor: float = 10.0
+    scale_up_min_step: int = 4
+    # Scale down: highest recommendation over this window, then at most the larger of
+    # `scale_down_max_step` replicas and `scale_down_max_percent` % every period.
+    scale_down_stabilization_seconds: float = 300.0
+    scale_down_max_step: int = 1
+    scale_down_max_percent: float = 50.0
+    scale_down_period_seconds: float = 60.0
+    # Scale to zero after this long without any request (only when min_replicas == 0).
+    idle_to_zero_seconds: float = 900.0
+    # Observations older than this are stale: hold, never scale down on them.
+    stale_after_seconds: float = 90.0
+    schedules: tuple[Schedule, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.min_replicas < 0:
+            raise ValueError(f"minReplicas: {self.min_replicas} must be >= 0")
+        if self.max_replicas < max(1, self.min_replicas):
+            raise ValueError(
+                f"maxReplicas: {self.max_replicas} must be >= max(1, minReplicas="
+                f"{self.min_replicas})"
+            )
+
+    def with_(self, **changes: Any) -> Policy:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class State:
+    """What must survive between decisions (and an operator restart: it is kept in status)."""
+
+    # (time, raw desired) over the scale-down stabilization window.
+    recent: tuple[tuple[float, int], ...] = ()
+    # (time, arrival rps) over the forecast window.
+    arrivals: tuple[tuple[float, float], ...] = ()
+    panic_until: float = 0.0
+    last_scale_down_at: float = 0.0
+    last_active_at: float | None = None
+    last_replicas: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recent": [list(x) for x in self.recent],
+            "arrivals": [list(x) for x in self.arrivals],
+            "panicUntil": self.panic_until,
+            "lastScaleDownAt": self.last_scale_down_at,
+            "lastActiveAt": self.last_active_at,
+            "lastReplicas": self.last_replicas,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> State:
+        # After a restart with no stored state, start as if in panic: never scale down at once.
+        if not raw:
+            return cls()
+        return cls(
+            recent=tuple((float(t), int(r)) for t, r in raw.get("recent", [])),
+            arrivals=tuple((float(t), float(v)) for t, v in raw.get("arrivals", [])),
+            panic_until=float(raw.get("panicUntil", 0.0)),
+            last_scale_down_at=float(raw.get("lastScaleDownAt", 0.0)),
+            last_active_at=None if raw.get("lastActiveAt") is None else float(raw["lastActiveAt"]),
+            last_replicas=None if raw.get("lastReplicas") is None else int(raw["lastReplicas"]),
+        )
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    replicas: int
+    reason: str
+    # What each signal alone asks for (None: the signal was missing).
+    by_signal: dict[str, int | None]
+    panic: bool = False
+    # True when min/max or a rate limit changed the answer; `limited_by` says which.
+    limited: bool = False
+    limited_by: str = ""
+    holding: bool = False

@@ -1,0 +1,203 @@
+"""A discrete-event model of one vLLM replica doing continuous batching.
+
+Each engine step decodes one token for every running sequence; a step that admits new requests
+also carries their prompt tokens (prefill), which slows that step for everyone. KV cache is
+counted in tokens; when it runs out the newest request is preempted and later recomputed
+(vLLM's RECOMPUTE policy). Between admissions and completions every step is alike, so the model
+jumps over runs of identical steps: the cost is per request, not per token.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+from inference_operator.simulator.profiles import EngineProfile
+
+
+@dataclass(eq=False)
+class Request:
+    arrival: float
+    prompt_tokens: int
+    output_tokens: int
+    first_token_at: float | None = None
+    finished_at: float | None = None
+    # Output tokens generated before the current admission (non-zero after a preemption).
+    generated: int = 0
+    preemptions: int = 0
+    failed: bool = False
+
+    @property
+    def ttft(self) -> float | None:
+        return None if self.first_token_at is None else self.first_token_at - self.arrival
+
+    @property
+    def tpot(self) -> float | None:
+        if self.finished_at is None or self.first_token_at is None:
+            return None
+        if self.output_tokens <= 1:
+            return 0.0
+        return (self.finished_at - self.first_token_at) / (self.output_tokens - 1)
+
+
+@dataclass(eq=False)
+class _Running:
+    request: Request
+    prefill_tokens: int
+    prefill_left: int
+    # Output tokens still to produce in this admission.
+    remaining: int
+    # Step index such that (step - decode_base) tokens have been produced; set when prefill ends.
+    decode_base: int = -1
+    key: int = 0
+    dead: bool = False
+
+    def produced(self, step: int) -> int:
+        return 0 if self.decode_base < 0 else step - self.decode_base
+
+
+@dataclass(eq=False)
+class Replica:
+    """One engine. `advance(t)` runs it up to the first step boundary at or after t."""
+
+    profile: EngineProfile
+    t: float
+    waiting: deque[Request] = field(default_factory=deque)
+    running: dict[int, _Running] = field(default_factory=dict)
+    prefilling: deque[_Running] = field(default_factory=deque)
+    step: int = 0
+    kv_used: int = 0
+    busy_seconds: float = 0.0
+    completed: int = 0
+    preemptions: int = 0
+    last_finish_at: float = 0.0
+    generated_tokens: int = 0
+    prompt_tokens: int = 0
+    _heap: list[tuple[int, int, _Running]] = field(default_factory=list)
+    _seq: int = 0
+
+    @property
+    def outstanding(self) -> int:
+        return len(self.running) + len(self.waiting)
+
+    @property
+    def kv_utilization(self) -> float:
+        return self.kv_used / self.profile.kv_capacity_tokens
+
+    def enqueue(self, request: Request) -> None:
+        self.waiting.append(request)
+
+    def step_seconds(self, batch: int, prefill_tokens: int = 0) -> float:
+        p = self.profile
+        return p.decode_base_s + p.decode_per_seq_s * batch + prefill_tokens / p.prefill_tokens_per_s
+
+    def advance(self, until: float) -> list[Request]:
+        """Run steps until the clock reaches `until`; return the requests that finished."""
+        done: list[Request] = []
+        while self.t < until:
+            if not self.running and not self.waiting:
+                self.t = until
+                break
+            self._admit()
+            if not self.running:
+                # Nothing fits even in an empty engine: the prompt exceeds the KV cache.
+                request = self.waiting.popleft()
+                request.failed = True
+                done.append(request)
+                continue
+            decoding = len(self.running) - len(self.prefilling)
+            if self.kv_used + decoding + len(self.prefilling) > self.profile.kv_capacity_tokens:
+                self._preempt_newest()
+                continue
+            if self.prefilling:
+                self._prefill_step(decoding, done)
+                continue
+            dt = self.step_seconds(decoding)
+            free = self.profile.kv_capacity_tokens - self.kv_used
+            n = min(
+                self._heap[0][0] - self.step,
+                max(1, math.ceil((until - self.t) / dt)),
+                free // decoding,
+            )
+            self._decode_steps(max(1, n), dt, decoding, done)
+        return done
+
+    def _admit(self) -> None:
+        p = self.profile
+        while self.waiting and len(self.running) < p.max_num_seqs:
+            request = self.waiting[0]
+            # After a preemption, vLLM recomputes the prompt and the tokens generated so far.
+            tokens = request.prompt_tokens + request.generated
+            # Admit only with room for the prompt and a block of growth for every sequence,
+            # or a preempted request would be re-admitted at once and preempted again.
+            reserve = (len(self.running) + 1) * p.kv_block_tokens
+            if self.kv_used + tokens + reserve > p.kv_capacity_tokens:
+                break
+            self.waiting.popleft()
+            entry = _Running(request, tokens, tokens, request.output_tokens - request.generated)
+            self._seq += 1
+            entry.key = self._seq
+            self.running[self._seq] = entry
+            self.prefilling.append(entry)
+            self.kv_used += tokens
+            self.prompt_tokens += tokens
+
+    def _prefill_step(self, decoding: int, done: list[Request]) -> None:
+        """One chunked-prefill step: up to max_batched_tokens prompt tokens plus one decode token
+        for every decoding sequence; sequences whose prompt completes get their first token."""
+        budget = self.profile.max_batched_tokens
+        used = 0
+        completed: list[_Running] = []
+        for entry in self.prefilling:
+            take = min(entry.prefill_left, budget - used)
+            entry.prefill_left -= take
+            used += take
+            if entry.prefill_left == 0:
+                completed.append(entry)
+            if used >= budget:
+                break
+        dt = self.step_seconds(decoding + len(completed), used)
+        self._decode_steps(1, dt, decoding, done, completed)
+
+    def _decode_steps(self, n: int, dt: float, decoding: int, done: list[Request],
+                      completed: list[_Running] | None = None) -> None:
+        self.t += n * dt
+        self.step += n
+        self.kv_used += n * decoding
+        self.generated_tokens += n * decoding
+        self.busy_seconds += n * dt
+        for entry in completed or ():
+            self.prefilling.popleft()
+            entry.decode_base = self.step - 1
+            self.kv_used += 1
+            self.generated_tokens += 1
+            if entry.request.first_token_at is None:
+                entry.request.first_token_at = self.t
+            heapq.heappush(self._heap, (entry.decode_base + entry.remaining, entry.key, entry))
+        while self._heap and self._heap[0][0] <= self.step:
+            finish_step, key, entry = heapq.heappop(self._heap)
+            if entry.dead:
+                continue
+            del self.running[key]
+            self.kv_used -= entry.prefill_tokens + entry.remaining
+            request = entry.request
+            request.finished_at = self.t - (self.step - finish_step) * dt
+            request.generated = request.output_tokens
+            self.completed += 1
+            self.last_finish_at = request.finished_at
+            done.append(request)
+
+    def _preempt_newest(self) -> None:
+        key = next(reversed(self.running))
+        entry = self.running.pop(key)
+        entry.dead = True
+        if entry in self.prefilling:
+            self.prefilling.remove(entry)
+        produced = entry.produced(self.step)
+        self.kv_used -= entry.prefill_tokens + produced
+        entry.request.generated += produced
+        entry.request.preemptions += 1
+        self.preemptions += 1
+        self.waiting.appendleft(entry.request)

@@ -1,0 +1,244 @@
+"""A fleet of simulated vLLM replicas behind a least-outstanding-requests router, with the start-up
+pipeline, a metric pipeline (scrapes, rate windows) and a scaling policy in the loop."""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from inference_operator.simulator.engine import Replica, Request
+from inference_operator.simulator.profiles import EngineProfile, StartupScenario
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What a scrape of every pod saw at `at`, summed over the fleet."""
+
+    at: float
+    queue: int
+    running: int
+    kv_cache_utilization: float | None  # mean over Ready replicas
+    arrivals: int  # cumulative requests that reached the fleet
+    completions: int  # cumulative
+    ready: int
+    starting: int
+    held: int  # requests held by the gateway (no Ready replica)
+
+
+@dataclass
+class FleetView:
+    """What a policy may look at: the scrape history and the replica counts right now."""
+
+    samples: list[Sample]
+    target: int
+    ready: int
+    starting: int
+
+    def latest(self, at: float, scrape_interval: float) -> Sample | None:
+        """The newest sample a scraper with `scrape_interval` would have taken by `at`."""
+        if not self.samples:
+            return None
+        cutoff = (at // scrape_interval) * scrape_interval
+        i = bisect.bisect_right(self.samples, cutoff, key=lambda s: s.at) - 1
+        return self.samples[i] if i >= 0 else None
+
+    def rate(self, at: float, window: float, scrape_interval: float, counter: str) -> float | None:
+        """Prometheus-style rate() of a cumulative counter over the window ending at the scrape."""
+        end = self.latest(at, scrape_interval)
+        start = self.latest(at - window, scrape_interval)
+        if end is None or start is None or end.at <= start.at:
+            return None
+        delta = getattr(end, counter) - getattr(start, counter)
+        return float(delta) / (end.at - start.at)
+
+    def window(self, at: float, seconds: float) -> list[Sample]:
+        lo = bisect.bisect_left(self.samples, at - seconds, key=lambda s: s.at)
+        hi = bisect.bisect_right(self.samples, at, key=lambda s: s.at)
+        return self.samples[lo:hi]
+
+
+class ScalingPolicy(Protocol):
+    name: str
+    interval: float
+
+    def decide(self, now: float, view: FleetView) -> int: ...
+
+
+@dataclass(eq=False)
+class SimReplica:
+    engine: Replica
+    created_at: float
+    ready_at: float
+    ended_at: float | None = None
+    draining: bool = False
+
+    def serving(self, now: float) -> bool:
+        return self.ended_at is None and not self.draining and self.ready_at <= now
+
+
+@dataclass
+class TimelinePoint:
+    at: float
+    arrival_rps: float
+    target: int
+    ready: int
+    starting: int
+    queue: int
+    running: int
+
+
+@dataclass
+class SimResult:
+    requests: list[Request]
+    replicas: list[SimReplica]
+    timeline: list[TimelinePoint]
+    scale_changes: list[tuple[float, int, int]]  # (time, from, to)
+    devices_per_replica: int
+    end: float
+
+
+@dataclass
+class FleetSimulator:
+    profile: EngineProfile
+    scenario: StartupScenario
+    policy: ScalingPolicy
+    initial_replicas: int = 1
+    seed: int = 0
+    sample_interval: float = 1.0
+    timeline_interval: float = 10.0
+    # After the last arrival, keep going until every request finishes, at most this long.
+    drain_limit: float = 900.0
+    replicas: list[SimReplica] = field(default_factory=list)
+    held: list[Request] = field(default_factory=list)
+    target: int = 0
+
+    def _startup_seconds(self) -> float:
+        s = self.scenario
+        return s.total_s * (1 + self._rng.uniform(-s.jitter, s.jitter))
+
+    def _active(self) -> list[SimReplica]:
+        return [r for r in self.replicas if r.ended_at is None and not r.draining]
+
+    def _set_target(self, n: int, now: float) -> None:
+        self.target = n
+        active = self._active()
+        for _ in range(n - len(active)):
+            ready_at = now + self._startup_seconds()
+            replica = SimReplica(Replica(self.profile, ready_at), now, ready_at)
+            self.replicas.append(replica)
+            heapq.heappush(self._ready_events, (ready_at, id(replica), replica))
+        surplus = len(active) - n
+        if surplus <= 0:
+            return
+        # Cancel replicas still starting first (newest first), then drain the least loaded.
+        starting = sorted((r for r in active if r.ready_at > now), key=lambda r: -r.created_at)
+        for r in starting[:surplus]:
+            r.ended_at = now
+        surplus -= min(surplus, len(starting))
+        ready = sorted((r for r in active if r.ready_at <= now),
+                       key=lambda r: r.engine.outstanding)
+        for r in ready[:surplus]:
+            r.draining = True
+
+    def _route(self, request: Request, now: float) -> None:
+        ready = [r for r in self.replicas if r.serving(now)]
+        if not ready:
+            self.held.append(request)
+            return
+        for r in ready:
+            self._collect(r.engine.advance(now))
+        best = min(ready, key=lambda r: r.engine.outstanding)
+        best.engine.enqueue(request)
+
+    def _collect(self, finished: Iterable[Request]) -> None:
+        for _ in finished:
+            self._completions += 1
+
+    def _sample(self, now: float) -> Sample:
+        queue = running = 0
+        kv: list[float] = []
+        for r in self.replicas:
+            if r.ended_at is not None or r.ready_at > now:
+                continue
+            self._collect(r.engine.advance(now))
+            queue += len(r.engine.waiting)
+            running += len(r.engine.running)
+            if not r.draining:
+                kv.append(r.engine.kv_utilization)
+            if r.draining and r.engine.outstanding == 0:
+                r.ended_at = max(r.engine.last_finish_at, r.ready_at)
+        starting = sum(1 for r in self.replicas if r.ended_at is None and r.ready_at > now)
+        return Sample(now, queue, running, sum(kv) / len(kv) if kv else None,
+                      self._arrivals, self._completions, len(kv), starting, len(self.held))
+
+    def run(self, requests: list[Request], progress: Callable[[float], None] | None = None
+            ) -> SimResult:
+        self._rng = random.Random(self.seed)
+        self._ready_events: list[tuple[float, int, SimReplica]] = []
+        self._arrivals = 0
+        self._completions = 0
+        samples: list[Sample] = []
+        timeline: list[TimelinePoint] = []
+        changes: list[tuple[float, int, int]] = []
+        start = requests[0].arrival if requests else 0.0
+        last_arrival = requests[-1].arrival if requests else 0.0
+        # Replicas that exist before the trace starts are already Ready.
+        self._set_target(self.initial_replicas, start)
+        for r in self.replicas:
+            r.ready_at = r.engine.t = r.created_at = start
+        self._ready_events.clear()
+        next_sample, next_decision, next_timeline = start, start, start
+        i = 0
+        now = start
+        end_limit = last_arrival + self.drain_limit
+        while now < end_limit:
+            next_arrival = requests[i].arrival if i < len(requests) else float("inf")
+            next_ready = self._ready_events[0][0] if self._ready_events else float("inf")
+            now = min(next_arrival, next_ready, next_sample, next_decision, next_timeline)
+            if now >= end_limit:
+                break
+            if now == next_ready:
+                _, _, replica = heapq.heappop(self._ready_events)
+                if replica.ended_at is None and self.held:
+                    held, self.held = self.held, []
+                    for request in held:
+                        self._route(request, now)
+            elif now == next_arrival:
+                self._arrivals += 1
+                self._route(requests[i], now)
+                i += 1
+            elif now == next_sample:
+                samples.append(self._sample(now))
+                next_sample += self.sample_interval
+                if progress is not None:
+                    progress(now - start)
+                if i >= len(requests) and not self.held and all(
+                    r.ended_at is not None or r.engine.outstanding == 0 for r in self.replicas
+                ):
+                    break
+            elif now == next_decision:
+                s = samples[-1] if samples else None
+                view = FleetView(samples, self.target, s.ready if s else 0, s.starting if s else 0)
+                want = self.policy.decide(now, view)
+                if want != self.target:
+                    changes.append((now, self.target, want))
+                    self._set_target(want, now)
+                next_decision += self.policy.interval
+            else:
+                s = samples[-1] if samples else None
+                window = [x for x in samples[-60:] if x.at > now - 60]
+                rps = ((window[-1].arrivals - window[0].arrivals) / max(1.0, window[-1].at - window[0].at)
+                       if len(window) > 1 else 0.0)
+                timeline.append(TimelinePoint(now, rps, self.target, s.ready if s else 0,
+                                              s.starting if s else 0, s.queue if s else 0,
+                                              s.running if s else 0))
+                next_timeline += self.timeline_interval
+        for r in self.replicas:
+            if r.ended_at is None:
+                self._collect(r.engine.advance(now))
+                r.ended_at = max(now, r.created_at)
+        return SimResult(requests, self.replicas, timeline, changes, self.profile.devices, now)

@@ -1,0 +1,93 @@
+"""Engine and start-up calibration for the simulator. Sources and arithmetic in docs/simulator.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    """One vLLM replica: a model on an accelerator, as the continuous-batching model sees it."""
+
+    name: str
+    # Decode step time = decode_base_s + decode_per_seq_s * batch (memory-bound floor plus the
+    # part that grows with the batch).
+    decode_base_s: float
+    decode_per_seq_s: float
+    # Prefill throughput (prompt tokens per second) when a step carries prompt tokens.
+    prefill_tokens_per_s: float
+    # KV-cache capacity in tokens after weights and activations (gpu_memory_utilization 0.9).
+    kv_capacity_tokens: int
+    max_num_seqs: int = 256
+    # Prompt tokens one step may carry (chunked prefill's max_num_batched_tokens).
+    max_batched_tokens: int = 8192
+    kv_block_tokens: int = 16
+    devices: int = 1
+
+
+# Llama-3.1-8B, BF16, 1x H100-80GB SXM. Decode: 8,088 output tok/s at 256 seqs (TPOT 31.6 ms)
+# and ~7 ms at batch 1 (16 GB of weights over 3.35 TB/s plus kernel overhead). KV: ~50 GiB free /
+# 128 KiB per token = ~410k tokens.
+LLAMA3_8B_H100 = EngineProfile(
+    name="llama-3.1-8b/h100",
+    decode_base_s=0.007,
+    decode_per_seq_s=0.000096,
+    prefill_tokens_per_s=30_000,
+    kv_capacity_tokens=410_000,
+)
+
+# Llama-3.1-8B, BF16, 1x L40S-48GB (g6e.xlarge). 864 GB/s (~1/3.9 of H100) sets the decode floor;
+# 362 dense BF16 TFLOPS (~1/2.7) the per-sequence and prefill cost. KV: ~23 GiB = ~190k tokens.
+LLAMA3_8B_L40S = EngineProfile(
+    name="llama-3.1-8b/l40s",
+    decode_base_s=0.020,
+    decode_per_seq_s=0.00026,
+    prefill_tokens_per_s=11_000,
+    kv_capacity_tokens=190_000,
+    max_batched_tokens=2048,
+)
+
+# Llama-3.1-70B, BF16, 4x H100 (TP 4): 3,543 output tok/s at 256 seqs (TPOT 61 ms -> ~72 ms step);
+# KV ~129 GiB / 320 KiB per token = ~420k tokens.
+LLAMA3_70B_4XH100 = EngineProfile(
+    name="llama-3.1-70b/4xh100",
+    decode_base_s=0.018,
+    decode_per_seq_s=0.00021,
+    prefill_tokens_per_s=12_000,
+    kv_capacity_tokens=420_000,
+    devices=4,
+)
+
+PROFILES = {p.name: p for p in (LLAMA3_8B_H100, LLAMA3_8B_L40S, LLAMA3_70B_4XH100)}
+
+
+@dataclass(frozen=True)
+class StartupScenario:
+    """Seconds from "replica created" to "replica Ready", by stage."""
+
+    name: str
+    node_launch_s: float
+    image_pull_s: float
+    weight_load_s: float
+    engine_warmup_s: float
+    # Relative spread of each start (deterministic per replica in the simulator).
+    jitter: float = 0.15
+
+    @property
+    def total_s(self) -> float:
+        return self.node_launch_s + self.image_pull_s + self.weight_load_s + self.engine_warmup_s
+
+
+SCENARIOS = {
+    s.name: s
+    for s in (
+        # Node already there, image cached, weights on local disk, compile cache warm: ~82 s pod
+        # start (Tensorfuse 8B/L40S cached) plus readiness.
+        StartupScenario("warm-node", 0, 5, 20, 65),
+        # A new Karpenter GPU node (~100 s until the device plugin advertises GPUs), SOCI/streamed
+        # image, S3-streamed weights, cached compile.
+        StartupScenario("new-node", 100, 40, 30, 65),
+        # New node, 15-20 GB image pulled plainly (4-6 min), weights downloaded, no compile cache.
+        StartupScenario("fully-cold", 100, 300, 95, 200),
+    )
+}

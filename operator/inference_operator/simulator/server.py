@@ -1,0 +1,256 @@
+"""A fake vLLM OpenAI-compatible server backed by the engine model, for live tests.
+
+    python -m inference_operator.simulator.server --host 127.0.0.2 --port 8000
+
+Serves /v1/completions and /v1/chat/completions (streaming or not), /v1/models, /health and
+/metrics with vLLM's own metric names, types and labels. Requests really queue and batch in the
+engine model, so the queue and KV-cache gauges rise and fall with load, in real time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from inference_operator.simulator.engine import Replica, Request
+from inference_operator.simulator.profiles import PROFILES, EngineProfile
+
+_TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+                 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
+_ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+                10.0, 20.0, 40.0, 80.0)
+_LATENCY_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0,
+                    60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)
+
+
+class _Metrics:
+    def __init__(self, model: str) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["model_name", "engine"]
+        r = self.registry
+        self.running = Gauge("vllm:num_requests_running", "Requests in the model-execution batch.",
+                             labels, registry=r)
+        self.waiting = Gauge("vllm:num_requests_waiting", "Requests waiting to be processed.",
+                             labels, registry=r)
+        self.kv = Gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",
+                        labels, registry=r)
+        self.success = Counter("vllm:request_success", "Count of successfully processed requests.",
+                               [*labels, "finished_reason"], registry=r)
+        self.prompt = Counter("vllm:prompt_tokens", "Number of prefill tokens processed.", labels,
+                              registry=r)
+        self.generation = Counter("vllm:generation_tokens", "Number of generation tokens processed.",
+                                  labels, registry=r)
+        self.preemptions = Counter("vllm:num_preemptions", "Cumulative number of preemptions.",
+                                   labels, registry=r)
+        self.ttft = Histogram("vllm:time_to_first_token_seconds",
+                              "Histogram of time to first token in seconds.", labels,
+                              buckets=_TTFT_BUCKETS, registry=r)
+        self.itl = Histogram("vllm:inter_token_latency_seconds",
+                             "Histogram of inter-token latency in seconds.", labels,
+                             buckets=_ITL_BUCKETS, registry=r)
+        self.e2e = Histogram("vllm:e2e_request_latency_seconds",
+                             "Histogram of e2e request latency in seconds.", labels,
+                             buckets=_LATENCY_BUCKETS, registry=r)
+        self.http = Counter("http_requests", "Total number of requests by method, status and handler.",
+                            ["method", "status", "handler"], registry=r)
+        self.labels = {"model_name": model, "engine": "0"}
+        for c in (self.running, self.waiting, self.kv, self.prompt, self.generation,
+                  self.preemptions):
+            c.labels(**self.labels)
+        for reason in ("stop", "length", "abort", "error"):
+            self.success.labels(**self.labels, finished_reason=reason)
+
+
+@dataclass
+class FakeVllm:
+    """The engine model run against the wall clock, `speed` times faster than real."""
+
+    model: str = "llama-3-8b"
+    profile: EngineProfile = field(default_factory=lambda: PROFILES["llama-3.1-8b/h100"])
+    speed: float = 1.0
+    tick_seconds: float = 0.005
+
+    def __post_init__(self) -> None:
+        self.metrics = _Metrics(self.model)
+        self._t0 = time.monotonic()
+        self.engine = Replica(self.profile, 0.0)
+        self._changed = asyncio.Condition()
+        self._prompt_seen = 0
+        self._generated_seen = 0
+        self._preemptions_seen = 0
+
+    def now(self) -> float:
+        return (time.monotonic() - self._t0) * self.speed
+
+    async def run_engine(self) -> None:
+        while True:
+            self.engine.advance(self.now())
+            self._export()
+            async with self._changed:
+                self._changed.notify_all()
+            await asyncio.sleep(self.tick_seconds)
+
+    def _export(self) -> None:
+        m, lab, e = self.metrics, self.metrics.labels, self.engine
+        m.running.labels(**lab).set(len(e.running))
+        m.waiting.labels(**lab).set(len(e.waiting))
+        m.kv.labels(**lab).set(e.kv_utilization)
+        m.prompt.labels(**lab).inc(e.prompt_tokens - self._prompt_seen)
+        m.generation.labels(**lab).inc(e.generated_tokens - self._generated_seen)
+        m.preemptions.labels(**lab).inc(e.preemptions - self._preemptions_seen)
+        self._prompt_seen, self._generated_seen = e.prompt_tokens, e.generated_tokens
+        self._preemptions_seen = e.preemptions
+
+    def produced(self, request: Request) -> int:
+        if request.finished_at is not None:
+            return request.output_tokens
+        for entry in self.engine.running.values():
+            if entry.request is request:
+                return request.generated + entry.produced(self.engine.step)
+        return request.generated
+
+    async def generate(self, prompt_tokens: int, max_tokens: int) -> Any:
+        """Yield counts of new tokens as the engine produces them (an async generator)."""
+        request = Request(self.now(), max(1, prompt_tokens), max(1, max_tokens))
+        self.engine.advance(request.arrival)
+        self.engine.enqueue(request)
+        sent = 0
+        while sent < request.output_tokens:
+            async with self._changed:
+                await self._changed.wait()
+            total = self.produced(request)
+            if total > sent:
+                yield total - sent
+                sent = total
+        lab = self.metrics.labels
+        assert request.ttft is not None and request.tpot is not None
+        self.metrics.ttft.labels(**lab).observe(request.ttft / self.speed)
+        self.metrics.itl.labels(**lab).observe(request.tpot / self.speed)
+        self.metrics.e2e.labels(**lab).observe(
+            ((request.finished_at or request.arrival) - request.arrival) / self.speed)
+        self.metrics.success.labels(**lab, finished_reason="length").inc()
+
+
+def _count_tokens(body: dict[str, Any]) -> int:
+    # Roughly a token per word, as good as the simulation needs.
+    if "messages" in body:
+        text = " ".join(str(m.get("content", "")) for m in body["messages"] if isinstance(m, dict))
+    else:
+        prompt = body.get("prompt", "")
+        text = " ".join(prompt) if isinstance(prompt, list) else str(prompt)
+    return max(1, len(text.split()))
+
+
+def make_app(fake: FakeVllm) -> web.Application:
+    app = web.Application()
+
+    async def health(_: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    async def models(_: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [
+            {"id": fake.model, "object": "model", "owned_by": "vllm", "root": fake.model,
+             "max_model_len": 8192}]})
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(fake.metrics.registry),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def complete(req: web.Request) -> web.StreamResponse:
+        chat = req.path.endswith("/chat/completions")
+        handler = req.path
+        try:
+            body = await req.json()
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+            max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 16)
+            if max_tokens < 1:
+                raise ValueError(f"max_tokens: {max_tokens} must be >= 1")
+        except (ValueError, TypeError) as e:
+            fake.metrics.http.labels("POST", "4xx", handler).inc()
+            return web.json_response({"error": {"message": str(e), "type": "BadRequestError",
+                                                "code": 400}}, status=400)
+        if body.get("model") not in (None, fake.model):
+            fake.metrics.http.labels("POST", "4xx", handler).inc()
+            return web.json_response({"error": {
+                "message": f"The model `{body.get('model')}` does not exist.",
+                "type": "NotFoundError", "code": 404}}, status=404)
+        prompt_tokens = _count_tokens(body)
+        rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
+        created = int(time.time())
+        obj = "chat.completion" if chat else "text_completion"
+
+        def choice(n: int, final: bool, stream: bool) -> dict[str, Any]:
+            text = " tok" * n
+            c: dict[str, Any] = {"index": 0, "finish_reason": "length" if final else None}
+            if chat:
+                c["delta" if stream else "message"] = {"role": "assistant", "content": text}
+            else:
+                c["text"] = text
+            return c
+
+        fake.metrics.http.labels("POST", "2xx", handler).inc()
+        if not body.get("stream"):
+            total = 0
+            async for n in fake.generate(prompt_tokens, max_tokens):
+                total += n
+            return web.json_response({
+                "id": rid, "object": obj, "created": created, "model": fake.model,
+                "choices": [choice(total, True, False)],
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": total,
+                          "total_tokens": prompt_tokens + total}})
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache"})
+        await resp.prepare(req)
+        total = 0
+        async for n in fake.generate(prompt_tokens, max_tokens):
+            total += n
+            chunk = {"id": rid, "object": f"{obj}.chunk" if chat else obj, "created": created,
+                     "model": fake.model, "choices": [choice(n, total >= max_tokens, True)]}
+            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+    app.router.add_get("/health", health)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/v1/completions", complete)
+    app.router.add_post("/v1/chat/completions", complete)
+
+    async def engine_task(app: web.Application) -> Any:
+        task = asyncio.create_task(fake.run_engine())
+        yield
+        task.cancel()
+
+    app.cleanup_ctx.append(engine_task)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="a loopback address (127.0.0.0/8)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", default="llama-3-8b", help="the served model name")
+    p.add_argument("--profile", default="llama-3.1-8b/h100", choices=sorted(PROFILES))
+    p.add_argument("--speed", type=float, default=1.0, help="run the engine this much faster")
+    args = p.parse_args(argv)
+    if not args.host.startswith("127."):
+        p.error(f"--host: {args.host!r} is not a loopback address (127.0.0.0/8)")
+    fake = FakeVllm(args.model, PROFILES[args.profile], args.speed)
+    web.run_app(make_app(fake), host=args.host, port=args.port, print=None)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
