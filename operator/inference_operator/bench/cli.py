@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -15,16 +16,31 @@ from inference_operator.simulator.profiles import PROFILES, SCENARIOS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--trace", required=True,
-                   help="a CSV (timestamp, prompt tokens, output tokens) or synthetic:KIND with "
-                        "KIND one of step, spike, ramp, idle-gap")
-    p.add_argument("--policy", action="append", choices=POLICY_NAMES,
-                   help="policies to replay (repeatable; default all)")
-    p.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
-                   help="start-up scenarios (repeatable; default warm-node)")
+    p.add_argument(
+        "--trace",
+        required=True,
+        help="a CSV (timestamp, prompt tokens, output tokens) or synthetic:KIND with "
+        "KIND one of step, spike, ramp, idle-gap",
+    )
+    p.add_argument(
+        "--policy",
+        action="append",
+        choices=POLICY_NAMES,
+        help="policies to replay (repeatable; default all)",
+    )
+    p.add_argument(
+        "--scenario",
+        action="append",
+        choices=sorted(SCENARIOS),
+        help="start-up scenarios (repeatable; default warm-node)",
+    )
     p.add_argument("--profile", default="llama-3.1-8b/l40s", choices=sorted(PROFILES))
-    p.add_argument("--time-scale", type=float, default=1.0,
-                   help="replay this many times slower (>1) or faster (<1)")
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="replay this many times slower (>1) or faster (<1)",
+    )
     p.add_argument("--min-replicas", type=int, default=1)
     p.add_argument("--max-replicas", type=int, default=64)
     p.add_argument("--json", type=Path, help="write the report as JSON here")
@@ -40,6 +56,19 @@ def load_trace(spec: str, time_scale: float) -> Trace:
     return trace if time_scale == 1.0 else trace.scaled(time_scale)
 
 
+class _Progress:
+    """Simulated seconds done per policy, summed into one bar."""
+
+    def __init__(self, bar: tqdm[Any], duration: float) -> None:
+        self.bar, self.duration, self.done = bar, duration, dict[str, float]()
+
+    def __call__(self, name: str, t: float) -> None:
+        self.done[name] = min(t, self.duration)
+        if int(t) % 60 == 0:
+            self.bar.n = round(sum(self.done.values()))
+            self.bar.refresh()
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         trace = load_trace(args.trace, args.time_scale)
@@ -49,26 +78,34 @@ def run(args: argparse.Namespace) -> int:
     names = tuple(args.policy or POLICY_NAMES)
     documents = []
     for scenario in args.scenario or ["warm-node"]:
-        cfg = BenchConfig(PROFILES[args.profile], SCENARIOS[scenario],
-                          min_replicas=args.min_replicas, max_replicas=args.max_replicas)
+        cfg = BenchConfig(
+            PROFILES[args.profile],
+            SCENARIOS[scenario],
+            min_replicas=args.min_replicas,
+            max_replicas=args.max_replicas,
+        )
         capacity = calibrate(cfg.profile, trace, cfg.slo)
         total = trace.duration * len(names)
-        with tqdm(total=round(total), unit="sim-s", disable=True if args.quiet else None, leave=False, mininterval=1.0,
-                  desc=f"{trace.name}/{scenario}") as bar:
-            done: dict[str, float] = {}
-
-            def progress(name: str, t: float) -> None:
-                done[name] = min(t, trace.duration)
-                bar.n = round(sum(done.values()))
-                bar.refresh() if int(t) % 60 == 0 else None
+        with tqdm(
+            total=round(total),
+            unit="sim-s",
+            disable=True if args.quiet else None,
+            leave=False,
+            mininterval=1.0,
+            desc=f"{trace.name}/{scenario}",
+        ) as bar:
+            progress = _Progress(bar, trace.duration)
 
             reports = replay(trace, cfg, names, capacity, progress)
         print(table(trace.name, scenario, reports))
         print(f"   one replica sustains {capacity.rps:.2f} req/s within the SLO on this mix")
         documents.append(as_json(trace.name, scenario, reports))
         if args.plot:
-            path = args.plot if len(args.scenario or [1]) == 1 else args.plot.with_name(
-                f"{args.plot.stem}-{scenario}{args.plot.suffix}")
+            path = (
+                args.plot
+                if len(args.scenario or [1]) == 1
+                else args.plot.with_name(f"{args.plot.stem}-{scenario}{args.plot.suffix}")
+            )
             plot(path, f"{trace.name} / {scenario} / {cfg.profile.name}", reports)
     if args.json:
         write_json(args.json, documents)

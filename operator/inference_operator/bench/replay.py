@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Callable
@@ -32,20 +33,26 @@ class Slo:
 
     def met(self, r: Request) -> bool:
         ttft, tpot = r.ttft, r.tpot
-        return (not r.failed and ttft is not None and tpot is not None
-                and ttft <= self.ttft_s and tpot <= self.tpot_s)
+        return (
+            not r.failed
+            and ttft is not None
+            and tpot is not None
+            and ttft <= self.ttft_s
+            and tpot <= self.tpot_s
+        )
 
 
 @dataclass(frozen=True)
 class Capacity:
-    """What one replica sustains on this trace's request mix within the SLO (a loadtest's answer)."""
+    """What one replica sustains on this trace's mix within the SLO (a loadtest's answer)."""
 
     rps: float
     concurrency: float  # mean in-flight requests at that rate (Little's law, measured)
 
 
-def calibrate(profile: EngineProfile, trace: Trace, slo: Slo, seconds: float = 600.0,
-              seed: int = 1) -> Capacity:
+def calibrate(
+    profile: EngineProfile, trace: Trace, slo: Slo, seconds: float = 600.0, seed: int = 1
+) -> Capacity:
     """Bisect the Poisson rate one replica serves with >= 99% SLO attainment."""
     rng = random.Random(seed)
     mix = [(r.prompt_tokens, r.output_tokens) for r in trace.requests]
@@ -98,8 +105,11 @@ class PolicyReport:
     result: SimResult | None = field(default=None, repr=False)
 
     def as_json(self) -> dict[str, Any]:
-        return {k: (round(v, 4) if isinstance(v, float) else v)
-                for k, v in self.__dict__.items() if k != "result"}
+        return {
+            k: (round(v, 4) if isinstance(v, float) else v)
+            for k, v in self.__dict__.items()
+            if k != "result"
+        }
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -112,14 +122,15 @@ def _pct(values: list[float], q: float) -> float:
 def flaps(changes: list[tuple[float, int, int]], window: float = 600.0) -> int:
     """Direction reversals (up then down, or down then up) within `window` seconds."""
     count = 0
-    for (t0, a0, b0), (t1, a1, b1) in zip(changes, changes[1:], strict=False):
+    for (t0, a0, b0), (t1, a1, b1) in itertools.pairwise(changes):
         if (b0 - a0) * (b1 - a1) < 0 and t1 - t0 <= window:
             count += 1
     return count
 
 
-def reaction_times(result: SimResult, need: list[int], bin_seconds: float, start: float
-                   ) -> list[float]:
+def reaction_times(
+    result: SimResult, need: list[int], bin_seconds: float, start: float
+) -> list[float]:
     """For each rise of the fluid need above Ready replicas: seconds until Ready caught up."""
     out: list[float] = []
     pending: tuple[float, int] | None = None
@@ -134,8 +145,9 @@ def reaction_times(result: SimResult, need: list[int], bin_seconds: float, start
     return out
 
 
-def measure(result: SimResult, slo: Slo, need: list[int], bin_seconds: float,
-            start: float) -> PolicyReport:
+def measure(
+    result: SimResult, slo: Slo, need: list[int], bin_seconds: float, start: float
+) -> PolicyReport:
     hours = 3600.0
     total = starting = serving = 0.0
     for r in result.replicas:
@@ -195,8 +207,9 @@ def our_policy(cfg: BenchConfig, capacity: Capacity) -> Policy:
     )
 
 
-def build_policies(cfg: BenchConfig, trace: Trace, capacity: Capacity, names: tuple[str, ...]
-                   ) -> dict[str, ScalingPolicy]:
+def build_policies(
+    cfg: BenchConfig, trace: Trace, capacity: Capacity, names: tuple[str, ...]
+) -> dict[str, ScalingPolicy]:
     arrivals = [r.at for r in trace.requests]
     need = needed_replicas(arrivals, capacity.rps, cfg.oracle_bin_seconds, trace.duration)
     peak = max(needed_replicas(arrivals, capacity.rps, 60.0, trace.duration))
@@ -211,9 +224,13 @@ def build_policies(cfg: BenchConfig, trace: Trace, capacity: Capacity, names: tu
     return {n: made[n] for n in names}
 
 
-def replay(trace: Trace, cfg: BenchConfig, names: tuple[str, ...] = POLICY_NAMES,
-           capacity: Capacity | None = None,
-           progress: Callable[[str, float], None] | None = None) -> dict[str, PolicyReport]:
+def replay(
+    trace: Trace,
+    cfg: BenchConfig,
+    names: tuple[str, ...] = POLICY_NAMES,
+    capacity: Capacity | None = None,
+    progress: Callable[[str, float], None] | None = None,
+) -> dict[str, PolicyReport]:
     capacity = capacity or calibrate(cfg.profile, trace, cfg.slo)
     arrivals = [r.at for r in trace.requests]
     need = needed_replicas(arrivals, capacity.rps, cfg.oracle_bin_seconds, trace.duration)
@@ -221,10 +238,14 @@ def replay(trace: Trace, cfg: BenchConfig, names: tuple[str, ...] = POLICY_NAMES
     out: dict[str, PolicyReport] = {}
     for name, policy in policies.items():
         requests = [Request(r.at, r.prompt_tokens, r.output_tokens) for r in trace.requests]
-        initial = policy.decide(0.0, _empty_view()) if name in ("static-peak", "oracle") else max(
-            1, cfg.min_replicas)
-        sim = FleetSimulator(cfg.profile, cfg.scenario, policy, initial_replicas=initial,
-                             seed=cfg.seed)
+        initial = (
+            policy.decide(0.0, _empty_view())
+            if name in ("static-peak", "oracle")
+            else max(1, cfg.min_replicas)
+        )
+        sim = FleetSimulator(
+            cfg.profile, cfg.scenario, policy, initial_replicas=initial, seed=cfg.seed
+        )
         tick = (lambda t, n=name: progress(n, t)) if progress else None
         result = sim.run(requests, tick)
         out[name] = measure(result, cfg.slo, need, cfg.oracle_bin_seconds, 0.0)

@@ -10,8 +10,11 @@ from inference_operator.bench.replay import PolicyReport
 
 
 def as_json(trace: str, scenario: str, reports: dict[str, PolicyReport]) -> dict[str, Any]:
-    return {"trace": trace, "scenario": scenario,
-            "policies": {name: r.as_json() for name, r in reports.items()}}
+    return {
+        "trace": trace,
+        "scenario": scenario,
+        "policies": {name: r.as_json() for name, r in reports.items()},
+    }
 
 
 def write_json(path: Path, documents: list[dict[str, Any]]) -> None:
@@ -26,9 +29,11 @@ def _ratio(a: float, b: float | None) -> str:
 def table(trace: str, scenario: str, reports: dict[str, PolicyReport]) -> str:
     oracle = reports.get("oracle")
     keda = reports.get("keda-default")
-    head = (f"{'policy':<13} {'GPU-h':>7} {'serve/idle/start':>17} {'SLO%':>6} {'TTFTp50':>8} "
-            f"{'p95':>7} {'p99':>7} {'TPOTp95':>8} {'events':>6} {'flaps':>5} {'react95':>7} "
-            f"{'xOracle':>7} {'xKEDA':>6}")
+    head = (
+        f"{'policy':<13} {'GPU-h':>7} {'serve/idle/start':>17} {'SLO%':>6} {'TTFTp50':>8} "
+        f"{'p95':>7} {'p99':>7} {'TPOTp95':>8} {'events':>6} {'flaps':>5} {'react95':>7} "
+        f"{'xOracle':>7} {'xKEDA':>6}"
+    )
     lines = [f"== {trace} / {scenario}", head]
     for name, r in reports.items():
         split = f"{r.gpu_hours_serving:.1f}/{r.gpu_hours_idle:.1f}/{r.gpu_hours_starting:.1f}"
@@ -51,14 +56,23 @@ def plot(path: Path, title: str, reports: dict[str, PolicyReport]) -> None:
     fig, axes = plt.subplots(3, 1, figsize=(11, 9), sharex=True)
     first = next(iter(reports.values())).result
     assert first is not None
-    axes[0].plot([p.at / 60 for p in first.timeline], [p.arrival_rps for p in first.timeline],
-                 color="black", lw=1)
+    axes[0].plot(
+        [p.at / 60 for p in first.timeline],
+        [p.arrival_rps for p in first.timeline],
+        color="black",
+        lw=1,
+    )
     axes[0].set_ylabel("arrivals (req/s, 1 min)")
     for name, r in reports.items():
         res = r.result
         assert res is not None
-        axes[1].step([p.at / 60 for p in res.timeline], [p.ready for p in res.timeline],
-                     where="post", label=name, lw=1.2)
+        axes[1].step(
+            [p.at / 60 for p in res.timeline],
+            [p.ready for p in res.timeline],
+            where="post",
+            label=name,
+            lw=1.2,
+        )
         # p95 TTFT per minute of arrival.
         buckets: dict[int, list[float]] = {}
         for q in res.requests:

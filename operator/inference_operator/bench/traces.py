@@ -1,4 +1,4 @@
-"""Request traces: CSV (timestamp, prompt tokens, output tokens), the Azure files, synthetic shapes."""
+"""Request traces: CSV (time, prompt tokens, output tokens), the Azure files, synthetic shapes."""
 
 from __future__ import annotations
 
@@ -32,8 +32,10 @@ class Trace:
             raise ValueError(f"time scale: {time_scale!r} must be > 0")
         return Trace(
             f"{self.name}@{time_scale:g}x",
-            tuple(TraceRequest(r.at * time_scale, r.prompt_tokens, r.output_tokens)
-                  for r in self.requests),
+            tuple(
+                TraceRequest(r.at * time_scale, r.prompt_tokens, r.output_tokens)
+                for r in self.requests
+            ),
         )
 
 
@@ -93,8 +95,10 @@ def _token_pool(seed: int) -> list[tuple[int, int]]:
     # Chat-like lengths (log-normal, medians ~1k prompt / ~130 output, as the Azure conv trace).
     rng = random.Random(seed)
     return [
-        (min(8000, max(16, int(rng.lognormvariate(6.9, 0.6)))),
-         min(1000, max(1, int(rng.lognormvariate(4.9, 0.8)))))
+        (
+            min(8000, max(16, int(rng.lognormvariate(6.9, 0.6)))),
+            min(1000, max(1, int(rng.lognormvariate(4.9, 0.8)))),
+        )
         for _ in range(4096)
     ]
 
@@ -122,8 +126,9 @@ def synthetic(kind: str, base_rps: float = 4.0, seconds: int = 3600, seed: int =
     if kind == "step":
         rate = [base_rps * (4 if seconds / 3 <= s < 2 * seconds / 3 else 1) for s in range(seconds)]
     elif kind == "spike":
-        rate = [base_rps * (6 if (600 <= s < 720 or 2400 <= s < 2520) else 1)
-                for s in range(seconds)]
+        rate = [
+            base_rps * (6 if (600 <= s < 720 or 2400 <= s < 2520) else 1) for s in range(seconds)
+        ]
     elif kind == "ramp":
         half = seconds / 2
         rate = [base_rps * (0.5 + 4.5 * (1 - abs(s - half) / half)) for s in range(seconds)]

@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Observation:
-    """What the fleet looked like at `at` (seconds since the epoch). A signal is None when unknown."""
+    """What the fleet looked like at `at` (epoch seconds). A signal is None when unknown."""
 
     at: float
     # Replicas the scale target currently asks for (spec.replicas); the "no change" answer.

@@ -100,8 +100,14 @@ def recommend(
         )
         want = min(policy.max_replicas, max(current, floor))
         reason = f"holding {want} replicas: {why}; never scaling down without data"
-        rec = Recommendation(want, reason, {}, holding=True, limited=want != current,
-                             limited_by="minReplicas" if want > current else "")
+        rec = Recommendation(
+            want,
+            reason,
+            {},
+            holding=True,
+            limited=want != current,
+            limited_by="minReplicas" if want > current else "",
+        )
         return rec, replace(state, last_replicas=want)
 
     signals = _signals(obs, policy, state, now)
@@ -125,8 +131,9 @@ def recommend(
 
     limited_by = ""
     if raw > current:
-        cap = max(math.ceil(current * policy.scale_up_max_factor),
-                  current + policy.scale_up_min_step)
+        cap = max(
+            math.ceil(current * policy.scale_up_max_factor), current + policy.scale_up_min_step
+        )
         want = min(raw, cap)
         if want < raw:
             limited_by = "scaleUpRate"
@@ -139,8 +146,10 @@ def recommend(
             elif now - state.last_scale_down_at < policy.scale_down_period_seconds:
                 want, limited_by = current, "scaleDownRate"
             else:
-                step = max(policy.scale_down_max_step,
-                           math.floor(current * policy.scale_down_max_percent / 100))
+                step = max(
+                    policy.scale_down_max_step,
+                    math.floor(current * policy.scale_down_max_percent / 100),
+                )
                 if current - want > step:
                     want, limited_by = current - step, "scaleDownRate"
         elif stabilized > raw:
@@ -159,7 +168,7 @@ def recommend(
     verb = "scale up to" if final > current else "scale down to" if final < current else "keep"
     reason = f"{verb} {final}: " + ", ".join(parts)
     if in_panic:
-        reason += " (panic: demand >= {:g}x ready capacity)".format(policy.panic_threshold)
+        reason += f" (panic: demand >= {policy.panic_threshold:g}x ready capacity)"
     if limited_by:
         reason += f"; limited by {limited_by}"
     rec = Recommendation(

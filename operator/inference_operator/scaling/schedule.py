@@ -12,7 +12,9 @@ from inference_operator.scaling.model import Schedule
 
 def validate_schedule(schedule: Schedule) -> None:
     if not croniter.is_valid(schedule.cron):
-        raise ValueError(f"schedules.cron: {schedule.cron!r} is not a valid 5-field cron expression")
+        raise ValueError(
+            f"schedules.cron: {schedule.cron!r} is not a valid 5-field cron expression"
+        )
     try:
         ZoneInfo(schedule.timezone)
     except (KeyError, ValueError):

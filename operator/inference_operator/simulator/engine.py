@@ -91,7 +91,9 @@ class Replica:
 
     def step_seconds(self, batch: int, prefill_tokens: int = 0) -> float:
         p = self.profile
-        return p.decode_base_s + p.decode_per_seq_s * batch + prefill_tokens / p.prefill_tokens_per_s
+        return (
+            p.decode_base_s + p.decode_per_seq_s * batch + prefill_tokens / p.prefill_tokens_per_s
+        )
 
     def advance(self, until: float) -> list[Request]:
         """Run steps until the clock reaches `until`; return the requests that finished."""
@@ -161,8 +163,14 @@ class Replica:
         dt = self.step_seconds(decoding + len(completed), used)
         self._decode_steps(1, dt, decoding, done, completed)
 
-    def _decode_steps(self, n: int, dt: float, decoding: int, done: list[Request],
-                      completed: list[_Running] | None = None) -> None:
+    def _decode_steps(
+        self,
+        n: int,
+        dt: float,
+        decoding: int,
+        done: list[Request],
+        completed: list[_Running] | None = None,
+    ) -> None:
         self.t += n * dt
         self.step += n
         self.kv_used += n * decoding

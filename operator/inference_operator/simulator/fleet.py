@@ -139,8 +139,7 @@ class FleetSimulator:
         for r in starting[:surplus]:
             r.ended_at = now
         surplus -= min(surplus, len(starting))
-        ready = sorted((r for r in active if r.ready_at <= now),
-                       key=lambda r: r.engine.outstanding)
+        ready = sorted((r for r in active if r.ready_at <= now), key=lambda r: r.engine.outstanding)
         for r in ready[:surplus]:
             r.draining = True
 
@@ -172,11 +171,21 @@ class FleetSimulator:
             if r.draining and r.engine.outstanding == 0:
                 r.ended_at = max(r.engine.last_finish_at, r.ready_at)
         starting = sum(1 for r in self.replicas if r.ended_at is None and r.ready_at > now)
-        return Sample(now, queue, running, sum(kv) / len(kv) if kv else None,
-                      self._arrivals, self._completions, len(kv), starting, len(self.held))
+        return Sample(
+            now,
+            queue,
+            running,
+            sum(kv) / len(kv) if kv else None,
+            self._arrivals,
+            self._completions,
+            len(kv),
+            starting,
+            len(self.held),
+        )
 
-    def run(self, requests: list[Request], progress: Callable[[float], None] | None = None
-            ) -> SimResult:
+    def run(
+        self, requests: list[Request], progress: Callable[[float], None] | None = None
+    ) -> SimResult:
         self._rng = random.Random(self.seed)
         self._ready_events: list[tuple[float, int, SimReplica]] = []
         self._arrivals = 0
@@ -216,8 +225,12 @@ class FleetSimulator:
                 next_sample += self.sample_interval
                 if progress is not None:
                     progress(now - start)
-                if i >= len(requests) and not self.held and all(
-                    r.ended_at is not None or r.engine.outstanding == 0 for r in self.replicas
+                if (
+                    i >= len(requests)
+                    and not self.held
+                    and all(
+                        r.ended_at is not None or r.engine.outstanding == 0 for r in self.replicas
+                    )
                 ):
                     break
             elif now == next_decision:
@@ -231,11 +244,23 @@ class FleetSimulator:
             else:
                 s = samples[-1] if samples else None
                 window = [x for x in samples[-60:] if x.at > now - 60]
-                rps = ((window[-1].arrivals - window[0].arrivals) / max(1.0, window[-1].at - window[0].at)
-                       if len(window) > 1 else 0.0)
-                timeline.append(TimelinePoint(now, rps, self.target, s.ready if s else 0,
-                                              s.starting if s else 0, s.queue if s else 0,
-                                              s.running if s else 0))
+                rps = (
+                    (window[-1].arrivals - window[0].arrivals)
+                    / max(1.0, window[-1].at - window[0].at)
+                    if len(window) > 1
+                    else 0.0
+                )
+                timeline.append(
+                    TimelinePoint(
+                        now,
+                        rps,
+                        self.target,
+                        s.ready if s else 0,
+                        s.starting if s else 0,
+                        s.queue if s else 0,
+                        s.running if s else 0,
+                    )
+                )
                 next_timeline += self.timeline_interval
         for r in self.replicas:
             if r.ended_at is None:

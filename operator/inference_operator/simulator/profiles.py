@@ -1,4 +1,4 @@
-"""Engine and start-up calibration for the simulator. Sources and arithmetic in docs/simulator.md."""
+"""Engine and start-up calibration for the simulator; sources and arithmetic: docs/simulator.md."""
 
 from __future__ import annotations
 

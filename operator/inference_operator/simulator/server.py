@@ -24,12 +24,74 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from inference_operator.simulator.engine import Replica, Request
 from inference_operator.simulator.profiles import PROFILES, EngineProfile
 
-_TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
-                 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
-_ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
-                10.0, 20.0, 40.0, 80.0)
-_LATENCY_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0,
-                    60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)
+_TTFT_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+    160.0,
+    640.0,
+    2560.0,
+)
+_ITL_BUCKETS = (
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+)
+_LATENCY_BUCKETS = (
+    0.3,
+    0.5,
+    0.8,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    5.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    40.0,
+    50.0,
+    60.0,
+    120.0,
+    240.0,
+    480.0,
+    960.0,
+    1920.0,
+    7680.0,
+)
 
 
 class _Metrics:
@@ -37,34 +99,72 @@ class _Metrics:
         self.registry = CollectorRegistry()
         labels = ["model_name", "engine"]
         r = self.registry
-        self.running = Gauge("vllm:num_requests_running", "Requests in the model-execution batch.",
-                             labels, registry=r)
-        self.waiting = Gauge("vllm:num_requests_waiting", "Requests waiting to be processed.",
-                             labels, registry=r)
-        self.kv = Gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",
-                        labels, registry=r)
-        self.success = Counter("vllm:request_success", "Count of successfully processed requests.",
-                               [*labels, "finished_reason"], registry=r)
-        self.prompt = Counter("vllm:prompt_tokens", "Number of prefill tokens processed.", labels,
-                              registry=r)
-        self.generation = Counter("vllm:generation_tokens", "Number of generation tokens processed.",
-                                  labels, registry=r)
-        self.preemptions = Counter("vllm:num_preemptions", "Cumulative number of preemptions.",
-                                   labels, registry=r)
-        self.ttft = Histogram("vllm:time_to_first_token_seconds",
-                              "Histogram of time to first token in seconds.", labels,
-                              buckets=_TTFT_BUCKETS, registry=r)
-        self.itl = Histogram("vllm:inter_token_latency_seconds",
-                             "Histogram of inter-token latency in seconds.", labels,
-                             buckets=_ITL_BUCKETS, registry=r)
-        self.e2e = Histogram("vllm:e2e_request_latency_seconds",
-                             "Histogram of e2e request latency in seconds.", labels,
-                             buckets=_LATENCY_BUCKETS, registry=r)
-        self.http = Counter("http_requests", "Total number of requests by method, status and handler.",
-                            ["method", "status", "handler"], registry=r)
+        self.running = Gauge(
+            "vllm:num_requests_running",
+            "Requests in the model-execution batch.",
+            labels,
+            registry=r,
+        )
+        self.waiting = Gauge(
+            "vllm:num_requests_waiting", "Requests waiting to be processed.", labels, registry=r
+        )
+        self.kv = Gauge(
+            "vllm:kv_cache_usage_perc",
+            "KV-cache usage. 1 means 100 percent usage.",
+            labels,
+            registry=r,
+        )
+        self.success = Counter(
+            "vllm:request_success",
+            "Count of successfully processed requests.",
+            [*labels, "finished_reason"],
+            registry=r,
+        )
+        self.prompt = Counter(
+            "vllm:prompt_tokens", "Number of prefill tokens processed.", labels, registry=r
+        )
+        self.generation = Counter(
+            "vllm:generation_tokens", "Number of generation tokens processed.", labels, registry=r
+        )
+        self.preemptions = Counter(
+            "vllm:num_preemptions", "Cumulative number of preemptions.", labels, registry=r
+        )
+        self.ttft = Histogram(
+            "vllm:time_to_first_token_seconds",
+            "Histogram of time to first token in seconds.",
+            labels,
+            buckets=_TTFT_BUCKETS,
+            registry=r,
+        )
+        self.itl = Histogram(
+            "vllm:inter_token_latency_seconds",
+            "Histogram of inter-token latency in seconds.",
+            labels,
+            buckets=_ITL_BUCKETS,
+            registry=r,
+        )
+        self.e2e = Histogram(
+            "vllm:e2e_request_latency_seconds",
+            "Histogram of e2e request latency in seconds.",
+            labels,
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.http = Counter(
+            "http_requests",
+            "Total number of requests by method, status and handler.",
+            ["method", "status", "handler"],
+            registry=r,
+        )
         self.labels = {"model_name": model, "engine": "0"}
-        for c in (self.running, self.waiting, self.kv, self.prompt, self.generation,
-                  self.preemptions):
+        for c in (
+            self.running,
+            self.waiting,
+            self.kv,
+            self.prompt,
+            self.generation,
+            self.preemptions,
+        ):
             c.labels(**self.labels)
         for reason in ("stop", "length", "abort", "error"):
             self.success.labels(**self.labels, finished_reason=reason)
@@ -136,7 +236,8 @@ class FakeVllm:
         self.metrics.ttft.labels(**lab).observe(request.ttft / self.speed)
         self.metrics.itl.labels(**lab).observe(request.tpot / self.speed)
         self.metrics.e2e.labels(**lab).observe(
-            ((request.finished_at or request.arrival) - request.arrival) / self.speed)
+            ((request.finished_at or request.arrival) - request.arrival) / self.speed
+        )
         self.metrics.success.labels(**lab, finished_reason="length").inc()
 
 
@@ -157,13 +258,26 @@ def make_app(fake: FakeVllm) -> web.Application:
         return web.Response(status=200)
 
     async def models(_: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [
-            {"id": fake.model, "object": "model", "owned_by": "vllm", "root": fake.model,
-             "max_model_len": 8192}]})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": fake.model,
+                        "object": "model",
+                        "owned_by": "vllm",
+                        "root": fake.model,
+                        "max_model_len": 8192,
+                    }
+                ],
+            }
+        )
 
     async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(fake.metrics.registry),
-                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=generate_latest(fake.metrics.registry),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )
 
     async def complete(req: web.Request) -> web.StreamResponse:
         chat = req.path.endswith("/chat/completions")
@@ -177,13 +291,21 @@ def make_app(fake: FakeVllm) -> web.Application:
                 raise ValueError(f"max_tokens: {max_tokens} must be >= 1")
         except (ValueError, TypeError) as e:
             fake.metrics.http.labels("POST", "4xx", handler).inc()
-            return web.json_response({"error": {"message": str(e), "type": "BadRequestError",
-                                                "code": 400}}, status=400)
+            return web.json_response(
+                {"error": {"message": str(e), "type": "BadRequestError", "code": 400}}, status=400
+            )
         if body.get("model") not in (None, fake.model):
             fake.metrics.http.labels("POST", "4xx", handler).inc()
-            return web.json_response({"error": {
-                "message": f"The model `{body.get('model')}` does not exist.",
-                "type": "NotFoundError", "code": 404}}, status=404)
+            return web.json_response(
+                {
+                    "error": {
+                        "message": f"The model `{body.get('model')}` does not exist.",
+                        "type": "NotFoundError",
+                        "code": 404,
+                    }
+                },
+                status=404,
+            )
         prompt_tokens = _count_tokens(body)
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
         created = int(time.time())
@@ -203,19 +325,34 @@ def make_app(fake: FakeVllm) -> web.Application:
             total = 0
             async for n in fake.generate(prompt_tokens, max_tokens):
                 total += n
-            return web.json_response({
-                "id": rid, "object": obj, "created": created, "model": fake.model,
-                "choices": [choice(total, True, False)],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": total,
-                          "total_tokens": prompt_tokens + total}})
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                           "Cache-Control": "no-cache"})
+            return web.json_response(
+                {
+                    "id": rid,
+                    "object": obj,
+                    "created": created,
+                    "model": fake.model,
+                    "choices": [choice(total, True, False)],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": total,
+                        "total_tokens": prompt_tokens + total,
+                    },
+                }
+            )
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
         await resp.prepare(req)
         total = 0
         async for n in fake.generate(prompt_tokens, max_tokens):
             total += n
-            chunk = {"id": rid, "object": f"{obj}.chunk" if chat else obj, "created": created,
-                     "model": fake.model, "choices": [choice(n, total >= max_tokens, True)]}
+            chunk = {
+                "id": rid,
+                "object": f"{obj}.chunk" if chat else obj,
+                "created": created,
+                "model": fake.model,
+                "choices": [choice(n, total >= max_tokens, True)],
+            }
             await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
@@ -237,8 +374,9 @@ def make_app(fake: FakeVllm) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--host", default="127.0.0.1", help="a loopback address (127.0.0.0/8)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--model", default="llama-3-8b", help="the served model name")

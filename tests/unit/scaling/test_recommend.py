@@ -16,17 +16,32 @@ T0 = 1_700_000_000.0
 
 
 def policy(**overrides: object) -> Policy:
-    base = Policy(min_replicas=1, max_replicas=20,
-                  targets=Targets(queue_per_replica=4, kv_cache_utilization=0.8,
-                                  requests_per_second_per_replica=5.0),
-                  startup_seconds=120.0)
+    base = Policy(
+        min_replicas=1,
+        max_replicas=20,
+        targets=Targets(
+            queue_per_replica=4, kv_cache_utilization=0.8, requests_per_second_per_replica=5.0
+        ),
+        startup_seconds=120.0,
+    )
     return base.with_(**overrides)
 
 
 def obs(**overrides: object) -> Observation:
-    base = Observation(at=T0, current_replicas=2, ready_replicas=2, queue=0, running=4,
-                       kv_cache_utilization=0.4, arrival_rps=8.0)
+    base = Observation(
+        at=T0,
+        current_replicas=2,
+        ready_replicas=2,
+        queue=0,
+        running=4,
+        kv_cache_utilization=0.4,
+        arrival_rps=8.0,
+    )
     return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+DEFAULT_POLICY = policy()
+EMPTY = State()
 
 
 @dataclass
@@ -34,62 +49,158 @@ class Case:
     name: str
     observation: Observation
     want: int
-    policy: Policy = policy()
-    state: State = State()
+    policy: Policy = DEFAULT_POLICY
+    state: State = EMPTY
     reason_has: str = ""
 
 
 CASES = [
     Case("steady load keeps the count", obs(), 2, reason_has="keep 2"),
     Case("rps asks ceil(12/5)=3", obs(arrival_rps=12.0), 3, reason_has="rps asks 3"),
-    Case("kv over target: ceil(2*0.96/0.8)=3", obs(kv_cache_utilization=0.96), 3,
-         reason_has="kvCache asks 3"),
+    Case(
+        "kv over target: ceil(2*0.96/0.8)=3",
+        obs(kv_cache_utilization=0.96),
+        3,
+        reason_has="kvCache asks 3",
+    ),
     Case("queue within 4 per ready replica: HPA arithmetic", obs(queue=8), 2),
-    Case("queue excess drains over start-up: 2 + ceil(92/600)", obs(queue=100), 3,
-         reason_has="queue asks 3"),
+    Case(
+        "queue excess drains over start-up: 2 + ceil(92/600)",
+        obs(queue=100),
+        3,
+        reason_has="queue asks 3",
+    ),
     Case("largest signal wins", obs(arrival_rps=20.0, kv_cache_utilization=0.96), 4),
-    Case("kv ignores starting replicas (no double counting)",
-         obs(current_replicas=3, ready_replicas=2, starting_replicas=1, kv_cache_utilization=1.0,
-             arrival_rps=0.0), 3),
-    Case("never above max", obs(current_replicas=4, ready_replicas=4, arrival_rps=1000.0), 20,
-         reason_has="maxReplicas"),
-    Case("scale-up rate: at most 10x or +4", obs(current_replicas=1, ready_replicas=1,
-                                                 arrival_rps=100.0), 10,
-         policy=policy(max_replicas=50), reason_has="scaleUpRate"),
-    Case("no data: hold, never scale down",
-         obs(current_replicas=5, queue=None, kv_cache_utilization=None, arrival_rps=None,
-             running=None), 5, reason_has="no load signal"),
-    Case("stale data: hold", obs(current_replicas=5, arrival_rps=0.0, kv_cache_utilization=0.0,
-                                 sampled_at=T0 - 600), 5, reason_has="old"),
-    Case("stale data still honours minReplicas",
-         obs(current_replicas=1, sampled_at=T0 - 600), 3, policy=policy(min_replicas=3)),
-    Case("scale-down waits for the stabilization window",
-         obs(current_replicas=6, ready_replicas=6, arrival_rps=5.0, kv_cache_utilization=0.1),
-         6, state=State(recent=((T0 - 100, 6),)), reason_has="stabilization"),
-    Case("scale-down is rate limited: 50% per period",
-         obs(current_replicas=8, ready_replicas=8, arrival_rps=1.0, kv_cache_utilization=0.05),
-         4, reason_has="scaleDownRate"),
-    Case("panic holds capacity after a burst",
-         obs(current_replicas=6, ready_replicas=6, arrival_rps=5.0, kv_cache_utilization=0.1),
-         6, state=State(panic_until=T0 + 30), reason_has="panic"),
-    Case("gateway queue wakes a model at zero",
-         obs(current_replicas=0, ready_replicas=0, queue=None, running=None,
-             kv_cache_utilization=None, arrival_rps=None, gateway_queue=3), 1,
-         policy=policy(min_replicas=0)),
-    Case("gateway queue alone is a signal at zero",
-         obs(current_replicas=0, ready_replicas=0, queue=None, running=None,
-             kv_cache_utilization=None, arrival_rps=0.0, gateway_queue=9), 3,
-         policy=policy(min_replicas=0)),
-    Case("idle but recently active: keep one warm",
-         obs(current_replicas=1, ready_replicas=1, queue=0, running=0, arrival_rps=0.0,
-             kv_cache_utilization=0.0), 1, policy=policy(min_replicas=0),
-         state=State(last_active_at=T0 - 60)),
-    Case("idle past idleAfter: scale to zero",
-         obs(current_replicas=1, ready_replicas=1, queue=0, running=0, arrival_rps=0.0,
-             kv_cache_utilization=0.0), 0, policy=policy(min_replicas=0),
-         state=State(last_active_at=T0 - 1000)),
-    Case("minReplicas floor", obs(arrival_rps=0.0, kv_cache_utilization=0.0, current_replicas=3,
-                                  ready_replicas=3), 3, policy=policy(min_replicas=3)),
+    Case(
+        "kv ignores starting replicas (no double counting)",
+        obs(
+            current_replicas=3,
+            ready_replicas=2,
+            starting_replicas=1,
+            kv_cache_utilization=1.0,
+            arrival_rps=0.0,
+        ),
+        3,
+    ),
+    Case(
+        "never above max",
+        obs(current_replicas=4, ready_replicas=4, arrival_rps=1000.0),
+        20,
+        reason_has="maxReplicas",
+    ),
+    Case(
+        "scale-up rate: at most 10x or +4",
+        obs(current_replicas=1, ready_replicas=1, arrival_rps=100.0),
+        10,
+        policy=policy(max_replicas=50),
+        reason_has="scaleUpRate",
+    ),
+    Case(
+        "no data: hold, never scale down",
+        obs(
+            current_replicas=5,
+            queue=None,
+            kv_cache_utilization=None,
+            arrival_rps=None,
+            running=None,
+        ),
+        5,
+        reason_has="no load signal",
+    ),
+    Case(
+        "stale data: hold",
+        obs(current_replicas=5, arrival_rps=0.0, kv_cache_utilization=0.0, sampled_at=T0 - 600),
+        5,
+        reason_has="old",
+    ),
+    Case(
+        "stale data still honours minReplicas",
+        obs(current_replicas=1, sampled_at=T0 - 600),
+        3,
+        policy=policy(min_replicas=3),
+    ),
+    Case(
+        "scale-down waits for the stabilization window",
+        obs(current_replicas=6, ready_replicas=6, arrival_rps=5.0, kv_cache_utilization=0.1),
+        6,
+        state=State(recent=((T0 - 100, 6),)),
+        reason_has="stabilization",
+    ),
+    Case(
+        "scale-down is rate limited: 50% per period",
+        obs(current_replicas=8, ready_replicas=8, arrival_rps=1.0, kv_cache_utilization=0.05),
+        4,
+        reason_has="scaleDownRate",
+    ),
+    Case(
+        "panic holds capacity after a burst",
+        obs(current_replicas=6, ready_replicas=6, arrival_rps=5.0, kv_cache_utilization=0.1),
+        6,
+        state=State(panic_until=T0 + 30),
+        reason_has="panic",
+    ),
+    Case(
+        "gateway queue wakes a model at zero",
+        obs(
+            current_replicas=0,
+            ready_replicas=0,
+            queue=None,
+            running=None,
+            kv_cache_utilization=None,
+            arrival_rps=None,
+            gateway_queue=3,
+        ),
+        1,
+        policy=policy(min_replicas=0),
+    ),
+    Case(
+        "gateway queue alone is a signal at zero",
+        obs(
+            current_replicas=0,
+            ready_replicas=0,
+            queue=None,
+            running=None,
+            kv_cache_utilization=None,
+            arrival_rps=0.0,
+            gateway_queue=9,
+        ),
+        3,
+        policy=policy(min_replicas=0),
+    ),
+    Case(
+        "idle but recently active: keep one warm",
+        obs(
+            current_replicas=1,
+            ready_replicas=1,
+            queue=0,
+            running=0,
+            arrival_rps=0.0,
+            kv_cache_utilization=0.0,
+        ),
+        1,
+        policy=policy(min_replicas=0),
+        state=State(last_active_at=T0 - 60),
+    ),
+    Case(
+        "idle past idleAfter: scale to zero",
+        obs(
+            current_replicas=1,
+            ready_replicas=1,
+            queue=0,
+            running=0,
+            arrival_rps=0.0,
+            kv_cache_utilization=0.0,
+        ),
+        0,
+        policy=policy(min_replicas=0),
+        state=State(last_active_at=T0 - 1000),
+    ),
+    Case(
+        "minReplicas floor",
+        obs(arrival_rps=0.0, kv_cache_utilization=0.0, current_replicas=3, ready_replicas=3),
+        3,
+        policy=policy(min_replicas=3),
+    ),
 ]
 
 
@@ -102,8 +213,9 @@ def test_recommend_table(case: Case) -> None:
 
 def test_schedule_sets_a_floor_that_starts_one_startup_early() -> None:
     berlin = ZoneInfo("Europe/Berlin")
-    p = policy(schedules=(Schedule("0 8 * * 1-5", 6, 10 * 3600, "Europe/Berlin"),),
-               startup_seconds=300)
+    p = policy(
+        schedules=(Schedule("0 8 * * 1-5", 6, 10 * 3600, "Europe/Berlin"),), startup_seconds=300
+    )
     quiet = obs(arrival_rps=0.0, kv_cache_utilization=0.0, current_replicas=1, ready_replicas=1)
     monday = datetime(2026, 11, 23, tzinfo=berlin)
 
@@ -143,13 +255,22 @@ observations = st.builds(
     gateway_queue=st.one_of(st.none(), st.floats(0, 50)),
 )
 policies = st.builds(
-    lambda lo, span, panic, down: policy(min_replicas=lo, max_replicas=max(1, lo) + span,
-                                         panic_threshold=panic, scale_down_max_percent=down),
-    st.integers(0, 5), st.integers(0, 30), st.floats(1.1, 4), st.floats(0, 100))
+    lambda lo, span, panic, down: policy(
+        min_replicas=lo,
+        max_replicas=max(1, lo) + span,
+        panic_threshold=panic,
+        scale_down_max_percent=down,
+    ),
+    st.integers(0, 5),
+    st.integers(0, 30),
+    st.floats(1.1, 4),
+    st.floats(0, 100),
+)
 states = st.builds(
     State,
-    recent=st.lists(st.tuples(st.floats(T0 - 299, T0 - 1), st.integers(0, 40)), max_size=5)
-    .map(tuple),
+    recent=st.lists(st.tuples(st.floats(T0 - 299, T0 - 1), st.integers(0, 40)), max_size=5).map(
+        tuple
+    ),
     panic_until=st.sampled_from([0.0, T0 + 10]),
     last_scale_down_at=st.sampled_from([0.0, T0 - 10]),
     last_active_at=st.sampled_from([None, T0 - 10, T0 - 5000]),
@@ -165,13 +286,15 @@ def test_never_outside_min_max(o: Observation, p: Policy, s: State) -> None:
 
 @settings(max_examples=400, deadline=None)
 @given(observations, policies, states, st.floats(0, 100), st.floats(0, 100), st.floats(0, 0.5))
-def test_monotone_in_load(o: Observation, p: Policy, s: State, dq: float, drps: float,
-                          dkv: float) -> None:
+def test_monotone_in_load(
+    o: Observation, p: Policy, s: State, dq: float, drps: float, dkv: float
+) -> None:
     more = replace(
         o,
         queue=None if o.queue is None else o.queue + dq,
         arrival_rps=None if o.arrival_rps is None else o.arrival_rps + drps,
-        kv_cache_utilization=None if o.kv_cache_utilization is None
+        kv_cache_utilization=None
+        if o.kv_cache_utilization is None
         else min(1.0, o.kv_cache_utilization + dkv),
     )
     low, _ = recommend(o, p, s, T0)
@@ -191,14 +314,20 @@ def test_no_decrease_without_data(o: Observation, p: Policy, s: State, age: int)
 
 @settings(max_examples=150, deadline=None)
 @given(st.floats(0.5, 80), st.floats(0, 1), st.floats(0, 40), policies)
-def test_no_flapping_on_a_stationary_signal(rps: float, kv: float, queue: float,
-                                            p: Policy) -> None:
+def test_no_flapping_on_a_stationary_signal(rps: float, kv: float, queue: float, p: Policy) -> None:
     """Fed the same signal every 15 s, the count settles and then never changes direction."""
     state, current, changes = State(), p.min_replicas, []
     for i in range(200):
         now = T0 + 15 * i
-        o = Observation(at=now, current_replicas=current, ready_replicas=current, queue=queue,
-                        running=1.0, kv_cache_utilization=kv, arrival_rps=rps)
+        o = Observation(
+            at=now,
+            current_replicas=current,
+            ready_replicas=current,
+            queue=queue,
+            running=1.0,
+            kv_cache_utilization=kv,
+            arrival_rps=rps,
+        )
         rec, state = recommend(o, p, state, now)
         if rec.replicas != current:
             changes.append(rec.replicas - current)

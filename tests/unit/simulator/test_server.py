@@ -39,13 +39,23 @@ def test_openai_endpoints_and_streaming() -> None:
             async with aiohttp.ClientSession() as s:
                 assert (await s.get(f"{base}/health")).status == 200
                 models = await (await s.get(f"{base}/v1/models")).json()
-                plain = await (await s.post(f"{base}/v1/completions", json={
-                    "model": "llama-3-8b", "prompt": "hello world", "max_tokens": 5})).json()
+                plain = await (
+                    await s.post(
+                        f"{base}/v1/completions",
+                        json={"model": "llama-3-8b", "prompt": "hello world", "max_tokens": 5},
+                    )
+                ).json()
                 chunks: list[dict[str, Any]] = []
                 done = False
-                async with s.post(f"{base}/v1/chat/completions", json={
-                        "model": "llama-3-8b", "stream": True, "max_tokens": 12,
-                        "messages": [{"role": "user", "content": "hi there"}]}) as resp:
+                async with s.post(
+                    f"{base}/v1/chat/completions",
+                    json={
+                        "model": "llama-3-8b",
+                        "stream": True,
+                        "max_tokens": 12,
+                        "messages": [{"role": "user", "content": "hi there"}],
+                    },
+                ) as resp:
                     async for line in resp.content:
                         text = line.decode().strip()
                         if text.startswith("data: ") and text != "data: [DONE]":
@@ -53,8 +63,14 @@ def test_openai_endpoints_and_streaming() -> None:
                         done = done or text == "data: [DONE]"
                 wrong = await s.post(f"{base}/v1/completions", json={"model": "nope"})
                 bad = await s.post(f"{base}/v1/completions", data=b"{not json")
-                return {"models": models, "plain": plain, "chunks": chunks, "done": done,
-                        "wrong": wrong.status, "bad": bad.status}
+                return {
+                    "models": models,
+                    "plain": plain,
+                    "chunks": chunks,
+                    "done": done,
+                    "wrong": wrong.status,
+                    "bad": bad.status,
+                }
         finally:
             await runner.cleanup()
 
@@ -77,8 +93,10 @@ def test_metrics_use_vllm_names_and_track_load_up_and_down() -> None:
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
                 idle = _samples(await (await s.get(f"{base}/metrics")).text())
                 body = {"model": "llama-3-8b", "prompt": "x " * 2000, "max_tokens": 40}
-                load = [asyncio.create_task(s.post(f"{base}/v1/completions", json=body))
-                        for _ in range(200)]
+                load = [
+                    asyncio.create_task(s.post(f"{base}/v1/completions", json=body))
+                    for _ in range(200)
+                ]
                 await asyncio.sleep(0.3)
                 busy = _samples(await (await s.get(f"{base}/metrics")).text())
                 for r in await asyncio.gather(*load):
@@ -89,11 +107,17 @@ def test_metrics_use_vllm_names_and_track_load_up_and_down() -> None:
             await runner.cleanup()
 
     idle, busy, after = asyncio.run(scenario())
-    for name in ("vllm:num_requests_running", "vllm:num_requests_waiting",
-                 "vllm:kv_cache_usage_perc", "vllm:request_success_total",
-                 "vllm:prompt_tokens_total", "vllm:generation_tokens_total",
-                 "vllm:time_to_first_token_seconds_bucket", "vllm:e2e_request_latency_seconds_count",
-                 "vllm:inter_token_latency_seconds_sum"):
+    for name in (
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+        "vllm:kv_cache_usage_perc",
+        "vllm:request_success_total",
+        "vllm:prompt_tokens_total",
+        "vllm:generation_tokens_total",
+        "vllm:time_to_first_token_seconds_bucket",
+        "vllm:e2e_request_latency_seconds_count",
+        "vllm:inter_token_latency_seconds_sum",
+    ):
         assert name in after, name
     assert idle["vllm:num_requests_running"] == 0
     assert busy["vllm:num_requests_running"] > 0
