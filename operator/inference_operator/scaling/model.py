@@ -84,7 +84,7 @@ class Policy:
     # Time from "create a replica" to "it serves"; the forecast looks this far ahead.
     startup_seconds: float = 120.0
     # Trend look-back for the arrival-rate forecast.
-    forecast_window_seconds: float = 120.0
+    forecast_window_seconds: float = 300.0
     # The forecast may at most multiply the current arrival rate by this.
     forecast_max_growth: float = 2.0
     # Panic: when demand reaches this multiple of Ready capacity, never scale down for the window.
@@ -130,6 +130,8 @@ class State:
     last_scale_down_at: float = 0.0
     last_active_at: float | None = None
     last_replicas: int | None = None
+    # First decision of this brain (or since an operator restart without stored state).
+    started_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -139,11 +141,11 @@ class State:
             "lastScaleDownAt": self.last_scale_down_at,
             "lastActiveAt": self.last_active_at,
             "lastReplicas": self.last_replicas,
+            "startedAt": self.started_at,
         }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> State:
-        # After a restart with no stored state, start as if in panic: never scale down at once.
         if not raw:
             return cls()
         return cls(
@@ -153,6 +155,7 @@ class State:
             last_scale_down_at=float(raw.get("lastScaleDownAt", 0.0)),
             last_active_at=None if raw.get("lastActiveAt") is None else float(raw["lastActiveAt"]),
             last_replicas=None if raw.get("lastReplicas") is None else int(raw["lastReplicas"]),
+            started_at=None if raw.get("startedAt") is None else float(raw["startedAt"]),
         )
 
 

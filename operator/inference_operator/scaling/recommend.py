@@ -82,6 +82,14 @@ def recommend(
     obs: Observation, policy: Policy, state: State, now: float
 ) -> tuple[Recommendation, State]:
     state = _prune(state, policy, now)
+    if state.started_at is None:
+        # Like Knative after a restart: the windows are empty, so the first stabilization window
+        # is spent in panic mode (no scale-down) until they hold real history.
+        state = replace(
+            state,
+            started_at=now,
+            panic_until=max(state.panic_until, now + policy.scale_down_stabilization_seconds),
+        )
     current = obs.current_replicas
     floor = min(
         policy.max_replicas,
