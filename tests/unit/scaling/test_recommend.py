@@ -41,7 +41,8 @@ def obs(**overrides: object) -> Observation:
 
 
 DEFAULT_POLICY = policy()
-EMPTY = State()
+# A brain that has been running for an hour (a fresh one starts in panic: see its own case).
+EMPTY = State(started_at=T0 - 3600)
 
 
 @dataclass
@@ -123,7 +124,7 @@ CASES = [
         "scale-down waits for the stabilization window",
         obs(current_replicas=6, ready_replicas=6, arrival_rps=5.0, kv_cache_utilization=0.1),
         6,
-        state=State(recent=((T0 - 100, 6),)),
+        state=replace(EMPTY, recent=((T0 - 100, 6),)),
         reason_has="stabilization",
     ),
     Case(
@@ -136,7 +137,7 @@ CASES = [
         "panic holds capacity after a burst",
         obs(current_replicas=6, ready_replicas=6, arrival_rps=5.0, kv_cache_utilization=0.1),
         6,
-        state=State(panic_until=T0 + 30),
+        state=replace(EMPTY, panic_until=T0 + 30),
         reason_has="panic",
     ),
     Case(
@@ -179,7 +180,7 @@ CASES = [
         ),
         1,
         policy=policy(min_replicas=0),
-        state=State(last_active_at=T0 - 60),
+        state=replace(EMPTY, last_active_at=T0 - 60),
     ),
     Case(
         "idle past idleAfter: scale to zero",
@@ -193,7 +194,7 @@ CASES = [
         ),
         0,
         policy=policy(min_replicas=0),
-        state=State(last_active_at=T0 - 1000),
+        state=replace(EMPTY, last_active_at=T0 - 1000),
     ),
     Case(
         "minReplicas floor",
@@ -274,6 +275,7 @@ states = st.builds(
     panic_until=st.sampled_from([0.0, T0 + 10]),
     last_scale_down_at=st.sampled_from([0.0, T0 - 10]),
     last_active_at=st.sampled_from([None, T0 - 10, T0 - 5000]),
+    started_at=st.sampled_from([None, T0 - 3600]),
 )
 
 
