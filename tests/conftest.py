@@ -47,3 +47,25 @@ def namespace(cluster: object) -> Iterator[str]:
     cluster.create_namespace(name)
     yield name
     cluster.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def operator_running(cluster: object) -> Iterator[object]:
+    """The operator, in-process (kopf.testing.KopfRunner), against the session's cluster."""
+    from kubeharness import Cluster
+
+    assert isinstance(cluster, Cluster)
+    os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+    # The client library reads KUBECONFIG once, at import; this process imported it earlier.
+    import kubernetes.config.kube_config as kube_config
+
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(cluster.kubeconfig)
+    # Short periods so drift and capacity problems show within a test's patience.
+    os.environ.setdefault("INFOP_RESYNC_SECONDS", "3")
+    os.environ.setdefault("INFOP_PENDING_THRESHOLD_SECONDS", "3")
+    from kopf.testing import KopfRunner
+
+    args = ["run", "--all-namespaces", "--standalone", "-m", "inference_operator.handlers"]
+    with KopfRunner(args, timeout=60) as runner:
+        yield runner
+    assert runner.exception is None, runner.exception

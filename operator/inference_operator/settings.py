@@ -19,6 +19,9 @@ class Settings(BaseModel):
     log_format: str = Field("console", pattern="^(console|json)$", description="Log renderer.")
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     resync_seconds: float = Field(60.0, gt=0, description="Period of the drift-restoring pass.")
+    pending_threshold_seconds: float = Field(
+        120.0, gt=0, description="Pods unschedulable this long make Degraded=InsufficientCapacity."
+    )
     bind_host: str = Field("0.0.0.0", description="Address the metrics and health ports bind.")
     metrics_port: int = Field(8080, ge=0, le=65535, description="Operator /metrics port; 0 off.")
     health_port: int = Field(8081, ge=0, le=65535, description="kopf liveness port; 0 off.")

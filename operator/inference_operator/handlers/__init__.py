@@ -6,6 +6,7 @@ from typing import Any
 
 import kopf
 
+from inference_operator.handlers import workload  # noqa: F401  (registers reconcile handlers)
 from inference_operator.settings import load_settings
 
 
@@ -23,3 +24,4 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
     settings.execution.max_workers = 20
+    settings.queueing.error_delays = [1, 2, 5, 10, 30, 60]

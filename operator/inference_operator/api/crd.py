@@ -1,0 +1,149 @@
+"""Render the InferenceDeployment CRD from the pydantic models (pure; see hack/gen_crds.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inference_operator.api.models import (
+    GROUP,
+    KIND,
+    PLURAL,
+    SHORT_NAME,
+    VERSION,
+    InferenceDeployment,
+    InferenceDeploymentSpec,
+    InferenceDeploymentStatus,
+)
+
+_DROP = {"title", "additionalProperties", "$defs"}
+
+
+def _structural(node: Any, defs: dict[str, Any]) -> Any:
+    """JSON Schema from pydantic -> a Kubernetes structural OpenAPI v3 schema."""
+    if isinstance(node, list):
+        return [_structural(x, defs) for x in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = defs[node["$ref"].rsplit("/", 1)[-1]]
+        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return _structural(merged, defs)
+    if "anyOf" in node:
+        # Optional[X] arrives as anyOf [X, null]: the field is simply not required.
+        options = [o for o in node["anyOf"] if o.get("type") != "null"]
+        if len(options) == 1:
+            rest = {k: v for k, v in node.items() if k != "anyOf"}
+            if rest.get("default", 0) is None:
+                rest.pop("default")
+            return _structural({**options[0], **rest}, defs)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP:
+            continue
+        if key == "exclusiveMinimum":
+            out["minimum"], out["exclusiveMinimum"] = value, True
+        elif key == "exclusiveMaximum":
+            out["maximum"], out["exclusiveMaximum"] = value, True
+        elif key == "properties":
+            out[key] = {k: _structural(v, defs) for k, v in value.items()}
+        elif key == "const":
+            out["enum"] = [value]
+        else:
+            out[key] = _structural(value, defs)
+    if out.get("type") == "object" and "default" in out:
+        # Object defaults would be frozen copies of today's defaults; the scalars inside carry
+        # their own, which the API server applies wherever the object is given.
+        out.pop("default")
+    if "enum" in out and "type" not in out:
+        out["type"] = "string"
+    return out
+
+
+def openapi_schema(model: type[Any]) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    return dict(_structural(raw, raw.get("$defs", {})))
+
+
+def _status_schema() -> dict[str, Any]:
+    schema = openapi_schema(InferenceDeploymentStatus)
+    # The operator records extra bookkeeping (the recommender's state, the capacity plan) as it
+    # grows; keep it rather than have the API server prune it away.
+    schema["x-kubernetes-preserve-unknown-fields"] = True
+    return schema
+
+
+def render_crd() -> dict[str, Any]:
+    spec_schema = openapi_schema(InferenceDeploymentSpec)
+    spec_schema["description"] = InferenceDeploymentSpec.__doc__
+    cond = '.status.conditions[?(@.type=="Ready")].status'
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": KIND.lower(),
+                "shortNames": [SHORT_NAME],
+                "categories": ["all", "inference"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.replicas",
+                            "statusReplicasPath": ".status.replicas",
+                            "labelSelectorPath": ".status.selector",
+                        },
+                    },
+                    "additionalPrinterColumns": [
+                        {"name": "Ready", "type": "string", "jsonPath": cond},
+                        {
+                            "name": "Replicas",
+                            "type": "integer",
+                            "jsonPath": ".status.readyReplicas",
+                        },
+                        {
+                            "name": "Desired",
+                            "type": "integer",
+                            "jsonPath": ".status.desiredReplicas",
+                        },
+                        {"name": "Queue", "type": "number", "jsonPath": ".status.signals.queue"},
+                        {
+                            "name": "KV%",
+                            "type": "number",
+                            "jsonPath": ".status.signals.kvCacheUtilization",
+                        },
+                        {
+                            "name": "RPS",
+                            "type": "number",
+                            "jsonPath": ".status.signals.requestsPerSecond",
+                        },
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": InferenceDeployment.__doc__,
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema,
+                                "status": _status_schema(),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }

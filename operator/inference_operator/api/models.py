@@ -1,0 +1,519 @@
+"""The `infer.dev/v1alpha1` InferenceDeployment API as pydantic models: the contract.
+
+The CRD in crds/ is generated from these models (`hack/gen_crds.py`); every field's description
+becomes `kubectl explain` text, and the rules the API server enforces (OpenAPI bounds, enums and
+CEL `x-kubernetes-validations`) live here beside the fields they guard.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "infer.dev"
+VERSION = "v1alpha1"
+KIND = "InferenceDeployment"
+PLURAL = "inferencedeployments"
+SHORT_NAME = "infd"
+
+DEFAULT_IMAGE = "vllm/vllm-openai:v0.33.0"
+DEFAULT_NEURON_IMAGE = (
+    "public.ecr.aws/neuron/pytorch-inference-vllm-neuronx:"
+    "0.13.0-neuronx-py311-sdk2.26.1-ubuntu22.04"
+)
+
+# Flags the operator sets itself; a user's copy would silently fight it.
+OWNED_FLAGS = (
+    "--port",
+    "--host",
+    "--model",
+    "--served-model-name",
+    "--tensor-parallel-size",
+    "--max-model-len",
+    "--dtype",
+)
+
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+def cel(rule: str, message: str, **extra: str) -> dict[str, str]:
+    return {"rule": rule, "message": message, **extra}
+
+
+def validations(*rules: dict[str, str]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": list(rules)}
+
+
+class Base(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class SecretKeyRef(Base):
+    """A key in a Secret in the InferenceDeployment's namespace."""
+
+    name: str = Field(
+        description="Name of the Secret.",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+    )
+    key: str = Field(
+        description="Key within the Secret.",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+    )
+
+
+class ModelSpec(Base):
+    """What to serve."""
+
+    uri: str = Field(
+        description="Where the weights come from: hf://ORG/NAME (Hugging Face), s3://BUCKET/PATH, "
+        "or pvc://CLAIM/PATH (a PersistentVolumeClaim in this namespace).",
+        min_length=6,
+        max_length=512,
+        pattern=r"^(hf://[^/\s]+/[^\s]+|s3://[^/\s]+(/[^\s]*)?"
+        r"|pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/[^\s]*)?)$",
+    )
+    served_name: str | None = Field(
+        None,
+        description="The model name clients send (vLLM --served-model-name). Defaults to "
+        "the InferenceDeployment's name.",
+        max_length=63,
+        pattern=DNS_LABEL.replace("[-a-z0-9]", "[-a-z0-9.]"),
+    )
+    parameters: str | None = Field(
+        None,
+        description="Parameter count, such as 8B or 70B or 500M, for capacity planning when "
+        "the model is not in the operator's catalogue.",
+        pattern=r"^[0-9]+(\.[0-9]+)?[MB]$",
+        max_length=12,
+    )
+    dtype: Literal["auto", "bfloat16", "float16", "fp8", "int8", "int4"] = Field(
+        "auto", description="Weight precision (vLLM --dtype, or the quantization it implies)."
+    )
+    max_model_len: int | None = Field(
+        None,
+        description="Longest context (prompt + output) in tokens (vLLM --max-model-len).",
+        ge=128,
+        le=1_048_576,
+    )
+    token_secret_ref: SecretKeyRef | None = Field(
+        None, description="A Secret key holding the Hugging Face token (HF_TOKEN); never inline."
+    )
+
+
+class EnvVar(Base):
+    """An environment variable for the vLLM container."""
+
+    name: str = Field(
+        description="Variable name.",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+    )
+    value: str = Field(
+        "", description="Literal value (use tokenSecretRef for secrets).", max_length=4096
+    )
+
+
+class Resources(Base):
+    """CPU and memory per replica (accelerators come from spec.accelerator)."""
+
+    cpu: str | None = Field(
+        None,
+        description="CPU request and limit, a Kubernetes quantity.",
+        pattern=r"^[0-9]+(\.[0-9]+)?m?$",
+        max_length=16,
+    )
+    memory: str | None = Field(
+        None,
+        description="Memory request and limit, a quantity.",
+        pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$",
+        max_length=16,
+    )
+
+
+class EngineSpec(Base):
+    """The vLLM engine."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.args) || self.args.all(a, "
+                + " && ".join(f"!a.startsWith('{f}')" for f in OWNED_FLAGS)
+                + ")",
+                "args may not set flags the operator owns: " + ", ".join(OWNED_FLAGS),
+                fieldPath=".args",
+                reason="FieldValueForbidden",
+            ),
+        )
+    )
+
+    image: str | None = Field(
+        None,
+        description=f"vLLM container image. Defaults to {DEFAULT_IMAGE} (NVIDIA) or the "
+        "AWS Neuron vLLM image (neuron).",
+        max_length=512,
+        pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]*$",
+    )
+    args: list[str] = Field(
+        default_factory=list,
+        description="Extra `vllm serve` flags, passed as arguments (never "
+        "through a shell). The operator owns the model, port, tensor-parallel size, dtype and "
+        "max model length.",
+        max_length=64,
+        json_schema_extra={
+            "items": {"type": "string", "maxLength": 1024, "pattern": "^[^\\n\\r\\x00]*$"}
+        },
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list, description="Extra environment variables.", max_length=64
+    )
+    resources: Resources | None = Field(None, description="CPU and memory per replica.")
+
+
+class AcceleratorSpec(Base):
+    """The accelerators one replica uses."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self.kind != 'nvidia' || self.perReplica in [1, 2, 4, 8]",
+                "perReplica must be 1, 2, 4 or 8 for nvidia (tensor parallel size)",
+                fieldPath=".perReplica",
+            ),
+            cel(
+                "self.kind != 'neuron' || self.perReplica in [1, 2, 4, 8, 12, 16, 24, 32]",
+                "perReplica must be 1, 2, 4, 8, 12, 16, 24 or 32 for neuron (NeuronCores)",
+                fieldPath=".perReplica",
+            ),
+        )
+    )
+
+    kind: Literal["nvidia", "neuron"] = Field(
+        description="nvidia (nvidia.com/gpu) or neuron (aws.amazon.com/neuroncore). Immutable.",
+        json_schema_extra=validations(
+            cel("self == oldSelf", "kind is immutable; create a new InferenceDeployment instead")
+        ),
+    )
+    per_replica: int = Field(
+        1,
+        description="Devices per replica: GPUs (the tensor parallel size) or NeuronCores.",
+        ge=1,
+        le=32,
+    )
+    types: list[str] = Field(
+        default_factory=list,
+        description="Accepted accelerators or instance families in order "
+        "of preference: GPU names (H100, L40S, A10G), families (p5, g6e, inf2) or instance types "
+        "(g6e.xlarge).",
+        max_length=16,
+        json_schema_extra={
+            "items": {"type": "string", "maxLength": 32, "pattern": "^[A-Za-z0-9][A-Za-z0-9.-]*$"}
+        },
+    )
+
+
+class Targets(Base):
+    """Per-replica operating point; the largest need among the signals wins."""
+
+    queue_per_replica: float = Field(
+        4.0,
+        description="Requests waiting per replica "
+        "(vllm:num_requests_waiting) before adding capacity.",
+        gt=0,
+        le=10_000,
+    )
+    kv_cache_utilization: float = Field(
+        0.8,
+        description="KV-cache usage per replica, a 0-1 fraction (vllm:kv_cache_usage_perc).",
+        gt=0,
+        le=1,
+    )
+    requests_per_second_per_replica: float | None = Field(
+        None,
+        description="Requests per second one replica serves within your latency SLO "
+        "(measure it with `python -m inference_operator loadtest`).",
+        gt=0,
+        le=100_000,
+    )
+
+
+class ScaleToZero(Base):
+    """Scale to zero replicas when idle (requires minReplicas: 0)."""
+
+    idle_after: str = Field(
+        "15m",
+        description="How long without requests before zero.",
+        pattern=DURATION_PATTERN,
+        max_length=16,
+    )
+
+
+class ScaleUp(Base):
+    """How fast to add replicas."""
+
+    panic_threshold: float = Field(
+        2.0,
+        description="Demand, as a multiple of Ready capacity, "
+        "that enters panic mode (no scale-down for a minute).",
+        gt=1,
+        le=100,
+    )
+    max_factor: float = Field(
+        10.0,
+        description="At most this many times the current replicas per decision.",
+        gt=1,
+        le=1000,
+    )
+
+
+class ScaleDown(Base):
+    """How slowly to remove replicas."""
+
+    stabilization_window: str = Field(
+        "5m",
+        description="Scale down only to the highest need seen over this window.",
+        pattern=DURATION_PATTERN,
+        max_length=16,
+    )
+    max_percent: float = Field(
+        50.0,
+        description="At most this percentage of replicas per minute (at least one).",
+        ge=0,
+        le=100,
+    )
+
+
+class Behavior(Base):
+    """Scaling speed in each direction."""
+
+    scale_up: ScaleUp = Field(default_factory=ScaleUp, description="Scale-up behaviour.")
+    scale_down: ScaleDown = Field(default_factory=ScaleDown, description="Scale-down behaviour.")
+
+
+class ScheduleSpec(Base):
+    """A replica floor for a time window that repeats on a cron schedule."""
+
+    cron: str = Field(
+        description="Standard 5-field cron expression for the window's start.",
+        min_length=9,
+        max_length=100,
+        pattern=r"^(\S+\s+){4}\S+$",
+    )
+    timezone: str = Field(
+        "UTC",
+        description="IANA time zone of the cron expression.",
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_+\-/]+$",
+    )
+    min_replicas: int = Field(description="Floor while the window is open.", ge=0, le=1000)
+    duration: str = Field(
+        description="How long the window stays open.", pattern=DURATION_PATTERN, max_length=16
+    )
+
+
+class PrometheusSpec(Base):
+    """Where the vLLM metrics are."""
+
+    url: str = Field(
+        "http://prometheus-operated.monitoring.svc:9090",
+        description="Prometheus base URL.",
+        max_length=512,
+        pattern=r"^https?://[^\s]+$",
+    )
+    auth_secret_ref: SecretKeyRef | None = Field(
+        None, description="A Secret key with a bearer token for an authenticated Prometheus."
+    )
+
+
+class AutoscalingSpec(Base):
+    """Demand-driven scaling through KEDA and the operator's recommender."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self.minReplicas <= self.maxReplicas",
+                "minReplicas must be <= maxReplicas",
+                fieldPath=".minReplicas",
+            ),
+            cel(
+                "!has(self.scaleToZero) || self.minReplicas == 0",
+                "scaleToZero requires minReplicas: 0",
+                fieldPath=".scaleToZero",
+            ),
+        )
+    )
+
+    enabled: bool = Field(True, description="Create the ScaledObject and run the recommender.")
+    min_replicas: int = Field(
+        1, description="Fewest replicas (0 allows scale to zero).", ge=0, le=1000
+    )
+    max_replicas: int = Field(4, description="Most replicas.", ge=1, le=1000)
+    targets: Targets = Field(default_factory=Targets, description="Per-replica targets.")
+    scale_to_zero: ScaleToZero | None = Field(None, description="Scale to zero when idle.")
+    behavior: Behavior = Field(default_factory=Behavior, description="Scaling speed.")
+    schedules: list[ScheduleSpec] = Field(
+        default_factory=list, max_length=32, description="Time windows with replica floors."
+    )
+    startup_time: str = Field(
+        "3m",
+        description="How long a new replica takes to serve (node, "
+        "image, weights, warm-up); the recommender looks this far ahead.",
+        pattern=DURATION_PATTERN,
+        max_length=16,
+    )
+    prometheus: PrometheusSpec = Field(
+        default_factory=PrometheusSpec, description="Where the metrics are."
+    )
+
+
+class NodeClassRef(Base):
+    """The Karpenter node class the NodePool uses."""
+
+    group: Literal["karpenter.k8s.aws", "karpenter.sagemaker.amazonaws.com"] = Field(
+        "karpenter.k8s.aws",
+        description="karpenter.k8s.aws (EKS) or karpenter.sagemaker.amazonaws.com (HyperPod).",
+    )
+    kind: Literal["EC2NodeClass", "HyperpodNodeClass"] = Field(
+        "EC2NodeClass", description="Node class kind."
+    )
+    name: str = Field("default", description="Node class name.", max_length=253, pattern=DNS_LABEL)
+
+
+CapacityType = Literal["spot", "on-demand", "reserved"]
+
+
+def _on_demand() -> list[CapacityType]:
+    return ["on-demand"]
+
+
+class NodePoolSpec(Base):
+    """A Karpenter NodePool for this model's nodes."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self.create || has(self.name)",
+                "name is required when create is false",
+                fieldPath=".name",
+            ),
+            cel(
+                "self.nodeClassRef.group != 'karpenter.k8s.aws' || "
+                "self.nodeClassRef.kind == 'EC2NodeClass'",
+                "nodeClassRef.kind must be EC2NodeClass for group karpenter.k8s.aws",
+                fieldPath=".nodeClassRef.kind",
+            ),
+            cel(
+                "self.nodeClassRef.group != 'karpenter.sagemaker.amazonaws.com' || "
+                "self.nodeClassRef.kind == 'HyperpodNodeClass'",
+                "nodeClassRef.kind must be HyperpodNodeClass for group "
+                "karpenter.sagemaker.amazonaws.com",
+                fieldPath=".nodeClassRef.kind",
+            ),
+        )
+    )
+
+    create: bool = Field(
+        False,
+        description="Create a NodePool for this InferenceDeployment; "
+        "false uses the existing pool `name`.",
+    )
+    name: str | None = Field(
+        None, description="An existing NodePool to schedule on.", max_length=63, pattern=DNS_LABEL
+    )
+    capacity_types: list[CapacityType] = Field(
+        default_factory=_on_demand,
+        description="Allowed capacity types; Karpenter "
+        "prefers spot when listed, falling back to on-demand.",
+        min_length=1,
+        max_length=3,
+    )
+    zones: list[str] = Field(
+        default_factory=list,
+        description="Availability zones; empty means any.",
+        max_length=16,
+        json_schema_extra={"items": {"type": "string", "maxLength": 32, "pattern": "^[a-z0-9-]+$"}},
+    )
+    node_class_ref: NodeClassRef = Field(
+        default_factory=NodeClassRef, description="Node class for the NodePool."
+    )
+
+
+class InferenceDeploymentSpec(Base):
+    """Desired state of an InferenceDeployment."""
+
+    model: ModelSpec = Field(description="What to serve.")
+    engine: EngineSpec = Field(default_factory=EngineSpec, description="The vLLM engine.")
+    accelerator: AcceleratorSpec = Field(description="Accelerators per replica.")
+    replicas: int = Field(
+        1,
+        description="Replicas now; the /scale subresource's field, written "
+        "by KEDA/HPA when autoscaling is enabled.",
+        ge=0,
+        le=1000,
+    )
+    autoscaling: AutoscalingSpec = Field(
+        default_factory=AutoscalingSpec, description="Demand-driven scaling."
+    )
+    node_pool: NodePoolSpec | None = Field(None, description="Karpenter NodePool.")
+
+
+class Condition(Base):
+    """A kstatus-style condition."""
+
+    type: str = Field(description="Condition type.", max_length=64)
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field("", description="CamelCase reason.", max_length=64)
+    message: str = Field("", description="Human-readable detail.", max_length=4096)
+    last_transition_time: str | None = Field(None, description="When status last changed.")
+    observed_generation: int | None = Field(None, description="Generation it was computed for.")
+
+
+class Signals(Base):
+    """The last observed load."""
+
+    queue: float | None = Field(None, description="Requests waiting, summed over pods.")
+    kv_cache_utilization: float | None = Field(None, description="Mean KV-cache usage, 0-1.")
+    requests_per_second: float | None = Field(None, description="Arrival rate.")
+    observed_at: str | None = Field(None, description="When they were read.")
+
+
+class RecommendationStatus(Base):
+    """The recommender's last decision."""
+
+    replicas: int | None = Field(None, description="Recommended replicas.")
+    reason: str | None = Field(None, description="Why.", max_length=4096)
+    at: str | None = Field(None, description="When.")
+
+
+class InferenceDeploymentStatus(Base):
+    """Observed state of an InferenceDeployment."""
+
+    model_config = ConfigDict(extra="allow")
+
+    observed_generation: int | None = Field(None, description="Generation last reconciled.")
+    replicas: int | None = Field(None, description="Pods of the Deployment.")
+    ready_replicas: int | None = Field(None, description="Ready pods.")
+    desired_replicas: int | None = Field(None, description="Replicas the operator asks for.")
+    selector: str | None = Field(None, description="Label selector of the pods (for /scale).")
+    conditions: list[Condition] = Field(default_factory=list, description="Conditions.")
+    signals: Signals | None = Field(None, description="Last observed load.")
+    recommendation: RecommendationStatus | None = Field(None, description="Last decision.")
+
+
+class InferenceDeployment(Base):
+    """An LLM served by vLLM on GPU or Neuron nodes, scaled to demand."""
+
+    api_version: Literal["infer.dev/v1alpha1"] = Field("infer.dev/v1alpha1", alias="apiVersion")
+    kind: Literal["InferenceDeployment"] = "InferenceDeployment"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: InferenceDeploymentSpec
+    status: InferenceDeploymentStatus | None = None

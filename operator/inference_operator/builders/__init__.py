@@ -1,0 +1,1 @@
+"""Pure builders: an InferenceDeployment spec in, Kubernetes manifests (dicts) out."""

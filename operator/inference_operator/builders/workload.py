@@ -1,0 +1,270 @@
+"""The vLLM Deployment, its Service, PodDisruptionBudget and PodMonitor: pure spec -> manifests."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from inference_operator.api.models import (
+    DEFAULT_IMAGE,
+    DEFAULT_NEURON_IMAGE,
+    InferenceDeploymentSpec,
+)
+from inference_operator.builders.names import PORT, Owner
+
+# Generous: weights of a 70B model over a slow link plus compile and CUDA-graph capture.
+STARTUP_BUDGET_SECONDS = 1800
+# Long enough for a streamed response of thousands of tokens to finish after SIGTERM.
+TERMINATION_GRACE_SECONDS = 600
+# Endpoints take a few seconds to drop a terminating pod; keep serving until they have.
+PRESTOP_SLEEP_SECONDS = 15
+WEIGHTS_MOUNT = "/models"
+
+_GPU_NAMES = {"h100", "h200", "a100", "a10g", "l40s", "l4", "t4", "b200", "v100"}
+
+
+def device_resource(spec: InferenceDeploymentSpec) -> str:
+    return "nvidia.com/gpu" if spec.accelerator.kind == "nvidia" else "aws.amazon.com/neuroncore"
+
+
+def _taint_key(spec: InferenceDeploymentSpec) -> str:
+    return "nvidia.com/gpu" if spec.accelerator.kind == "nvidia" else "aws.amazon.com/neuron"
+
+
+def served_name(owner: Owner, spec: InferenceDeploymentSpec) -> str:
+    return spec.model.served_name or owner.name
+
+
+def _model_source(
+    spec: InferenceDeploymentSpec,
+) -> tuple[str, list[str], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The model argument for `vllm serve`, extra flags, volumes and mounts for the weights."""
+    uri = spec.model.uri
+    if uri.startswith("hf://"):
+        return uri.removeprefix("hf://"), [], [], []
+    if uri.startswith("s3://"):
+        # vLLM streams safetensors from S3 with the Run:ai model streamer.
+        return uri, ["--load-format", "runai_streamer"], [], []
+    claim, _, path = uri.removeprefix("pvc://").partition("/")
+    volume = {"name": "weights", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
+    mount = {"name": "weights", "mountPath": f"{WEIGHTS_MOUNT}/{claim}", "readOnly": True}
+    return f"{WEIGHTS_MOUNT}/{claim}/{path}".rstrip("/"), [], [volume], [mount]
+
+
+def vllm_args(owner: Owner, spec: InferenceDeploymentSpec) -> list[str]:
+    model, extra, _, _ = _model_source(spec)
+    args = [
+        model,
+        "--served-model-name",
+        served_name(owner, spec),
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(PORT),
+    ]
+    if spec.accelerator.kind == "nvidia":
+        args += ["--tensor-parallel-size", str(spec.accelerator.per_replica)]
+    else:
+        args += ["--device", "neuron", "--tensor-parallel-size", str(spec.accelerator.per_replica)]
+    if spec.model.max_model_len is not None:
+        args += ["--max-model-len", str(spec.model.max_model_len)]
+    if spec.model.dtype in ("bfloat16", "float16", "auto"):
+        args += ["--dtype", spec.model.dtype]
+    elif spec.model.dtype == "fp8":
+        args += ["--quantization", "fp8"]
+    # int8/int4 come from the checkpoint's own quantization config; vLLM detects it.
+    args += ["--disable-access-log-for-endpoints", "/health,/metrics,/ping"]
+    return [*args, *extra, *spec.engine.args]
+
+
+def _node_affinity(spec: InferenceDeploymentSpec) -> dict[str, Any] | None:
+    """Accelerator types as node affinity: required = any of them, preferred = in list order."""
+    hyperpod = spec.node_pool is not None and spec.node_pool.node_class_ref.group.startswith(
+        "karpenter.sagemaker"
+    )
+    by_key: dict[str, list[str]] = {}
+    preferred = []
+    for i, t in enumerate(spec.accelerator.types):
+        if "." in t:
+            key, value = (
+                "node.kubernetes.io/instance-type",
+                (f"ml.{t}" if hyperpod and not t.startswith("ml.") else t),
+            )
+        elif t.lower() in _GPU_NAMES:
+            key, value = "karpenter.k8s.aws/instance-gpu-name", t.lower()
+        else:
+            key, value = "karpenter.k8s.aws/instance-family", t.lower()
+        if hyperpod and key != "node.kubernetes.io/instance-type":
+            continue  # HyperPod nodes carry only the well-known labels
+        by_key.setdefault(key, []).append(value)
+        preferred.append(
+            {
+                "weight": max(1, 100 - 10 * i),
+                "preference": {
+                    "matchExpressions": [{"key": key, "operator": "In", "values": [value]}]
+                },
+            }
+        )
+    if not by_key:
+        return None
+    terms = [
+        {"matchExpressions": [{"key": k, "operator": "In", "values": v}]} for k, v in by_key.items()
+    ]
+    return {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms},
+        "preferredDuringSchedulingIgnoredDuringExecution": preferred,
+    }
+
+
+def _resources(spec: InferenceDeploymentSpec) -> dict[str, Any]:
+    devices = spec.accelerator.per_replica
+    res = spec.engine.resources
+    per_device_gpus = devices if spec.accelerator.kind == "nvidia" else math.ceil(devices / 2)
+    cpu = res.cpu if res and res.cpu else str(2 * per_device_gpus)
+    memory = res.memory if res and res.memory else f"{12 * per_device_gpus}Gi"
+    requests = {"cpu": cpu, "memory": memory, device_resource(spec): str(devices)}
+    return {"requests": requests, "limits": {"memory": memory, device_resource(spec): str(devices)}}
+
+
+def build_deployment(
+    owner: Owner, spec: InferenceDeploymentSpec, node_pool: str | None = None
+) -> dict[str, Any]:
+    _, _, volumes, mounts = _model_source(spec)
+    env: list[dict[str, Any]] = [{"name": "VLLM_NO_USAGE_STATS", "value": "1"}]
+    token = spec.model.token_secret_ref
+    if token is not None:
+        env.append(
+            {
+                "name": "HF_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": token.name, "key": token.key}},
+            }
+        )
+    env += [{"name": e.name, "value": e.value} for e in spec.engine.env]
+    probe = {"httpGet": {"path": "/health", "port": "http"}}
+    image = spec.engine.image or (
+        DEFAULT_IMAGE if spec.accelerator.kind == "nvidia" else DEFAULT_NEURON_IMAGE
+    )
+    shm_gib = 2 * spec.accelerator.per_replica + 2
+    pod_spec: dict[str, Any] = {
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+        "enableServiceLinks": False,
+        "tolerations": [{"key": _taint_key(spec), "operator": "Exists", "effect": "NoSchedule"}],
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": key,
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": owner.selector},
+            }
+            for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+        ],
+        "containers": [
+            {
+                "name": "vllm",
+                "image": image,
+                "command": ["vllm", "serve"],
+                "args": vllm_args(owner, spec),
+                "env": env,
+                "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+                "resources": _resources(spec),
+                "startupProbe": {
+                    **probe,
+                    "periodSeconds": 10,
+                    "failureThreshold": STARTUP_BUDGET_SECONDS // 10,
+                },
+                "readinessProbe": {**probe, "periodSeconds": 5, "failureThreshold": 3},
+                "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 6},
+                "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
+                "volumeMounts": [
+                    {"name": "shm", "mountPath": "/dev/shm"},
+                    {"name": "cache", "mountPath": "/root/.cache"},
+                    *mounts,
+                ],
+            }
+        ],
+        "volumes": [
+            {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{shm_gib}Gi"}},
+            {"name": "cache", "emptyDir": {}},
+            *volumes,
+        ],
+    }
+    affinity = _node_affinity(spec)
+    if affinity:
+        pod_spec["affinity"] = {"nodeAffinity": affinity}
+    if node_pool:
+        pod_spec["nodeSelector"] = {"karpenter.sh/nodepool": node_pool}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": owner.metadata(),
+        "spec": {
+            "replicas": spec.replicas,
+            "selector": {"matchLabels": owner.selector},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            },
+            "template": {
+                "metadata": {
+                    "labels": owner.labels(),
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(PORT),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def build_service(owner: Owner) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": owner.metadata(),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": owner.selector,
+            "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def build_pdb(owner: Owner) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": owner.metadata(),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": owner.selector},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
+
+
+def build_pod_monitor(owner: Owner) -> dict[str, Any]:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": owner.metadata(),
+        "spec": {
+            "selector": {"matchLabels": owner.selector},
+            "podMetricsEndpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}],
+        },
+    }
+
+
+def build_all(
+    owner: Owner, spec: InferenceDeploymentSpec, monitoring: bool
+) -> list[dict[str, Any]]:
+    """Every namespaced object for one InferenceDeployment, in apply order."""
+    pool = None
+    if spec.node_pool is not None:
+        pool = owner.cluster_name if spec.node_pool.create else spec.node_pool.name
+    objs = [build_deployment(owner, spec, pool), build_service(owner), build_pdb(owner)]
+    if monitoring:
+        objs.append(build_pod_monitor(owner))
+    return objs

@@ -1,0 +1,171 @@
+"""Reconcile an InferenceDeployment into its vLLM Deployment, Service, PDB and PodMonitor.
+
+Level-based: every pass builds the whole desired state from the spec and applies what differs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, cast
+
+import kopf
+from pydantic import ValidationError
+
+from inference_operator.api.conditions import (
+    WorkloadView,
+    conditions_equal,
+    set_conditions,
+    workload_conditions,
+)
+from inference_operator.api.models import GROUP, PLURAL, VERSION, InferenceDeploymentSpec
+from inference_operator.builders.names import OWNER_LABEL, Owner
+from inference_operator.builders.workload import build_all
+from inference_operator.kube import apply as kube
+from inference_operator.settings import load_settings
+
+SETTINGS = load_settings()
+# Pods waiting this long with "no node can take them" surface as InsufficientCapacity.
+PENDING_THRESHOLD_SECONDS = SETTINGS.pending_threshold_seconds
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _validation_message(e: ValidationError) -> str:
+    return "; ".join(
+        f"spec.{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+        for err in e.errors()
+    )
+
+
+def _unschedulable(owner: Owner, now: dt.datetime) -> str | None:
+    pods = kube.list_objects("v1", "Pod", owner.namespace, owner.selector_string)
+    for pod in pods:
+        for c in (pod.get("status") or {}).get("conditions") or []:
+            if c.get("type") != "PodScheduled" or c.get("reason") != "Unschedulable":
+                continue
+            since = dt.datetime.fromisoformat(
+                str(c.get("lastTransitionTime") or pod["metadata"]["creationTimestamp"]).replace(
+                    "Z", "+00:00"
+                )
+            )
+            if (now - since).total_seconds() >= PENDING_THRESHOLD_SECONDS:
+                return f"pod {pod['metadata']['name']} cannot be scheduled: {c.get('message')}"
+    return None
+
+
+def reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
+    meta, status = body.meta, body.status
+    owner = Owner(meta["name"], meta["namespace"], meta["uid"])
+    generation = meta.get("generation")
+    now = _now()
+    stamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
+    try:
+        spec = InferenceDeploymentSpec.model_validate(dict(body.spec))
+    except ValidationError as e:
+        # The CRD schema should have refused this; if it got through, say so and wait.
+        message = _validation_message(e)
+        conds = set_conditions(
+            list(status.get("conditions") or []),
+            workload_conditions(WorkloadView(0, 0, 0, 0, invalid=message)),
+            stamp,
+            generation,
+        )
+        patch.status["conditions"] = conds
+        patch.status["observedGeneration"] = generation
+        kopf.warn(body, reason="InvalidSpec", message=message)
+        raise kopf.PermanentError(message) from None
+
+    if meta.get("deletionTimestamp"):
+        return  # going away: the garbage collector removes the children
+    monitoring = kube.has_kind("monitoring.coreos.com/v1", "PodMonitor")
+    for obj in build_all(owner, spec, monitoring):
+        try:
+            if kube.apply(obj):
+                logger.info(f"applied {obj['kind']} {obj['metadata']['name']}")
+        except kube.ApiException as e:
+            if kube.namespace_terminating(e):
+                return
+            if e.status in (400, 403, 409, 422):
+                raise kopf.TemporaryError(
+                    f"{obj['kind']} {obj['metadata']['name']}: {e.status} {e.reason}", delay=10
+                ) from None
+            raise
+
+    deploy = kube.get("apps/v1", "Deployment", owner.name, owner.namespace) or {}
+    dstatus = deploy.get("status") or {}
+    view = WorkloadView(
+        desired=spec.replicas,
+        replicas=int(dstatus.get("replicas") or 0),
+        ready=int(dstatus.get("readyReplicas") or 0),
+        updated=int(dstatus.get("updatedReplicas") or 0),
+        unschedulable=_unschedulable(owner, now) if spec.replicas else None,
+    )
+    old = list(status.get("conditions") or [])
+    conds = set_conditions(old, workload_conditions(view), stamp, generation)
+    wanted = {
+        "observedGeneration": generation,
+        "replicas": view.replicas,
+        "readyReplicas": view.ready,
+        "desiredReplicas": spec.replicas,
+        "selector": owner.selector_string,
+    }
+    for key, value in wanted.items():
+        if status.get(key) != value:
+            patch.status[key] = value
+    if not conditions_equal(old, conds):
+        patch.status["conditions"] = conds
+        for c in conds:
+            before = next((o for o in old if o.get("type") == c["type"]), None)
+            if (
+                c["type"] == "Degraded"
+                and c["status"] == "True"
+                and (before is None or before.get("reason") != c["reason"])
+            ):
+                kopf.warn(body, reason=c["reason"], message=c["message"])
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile")
+@kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile")
+@kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile", field="spec")
+def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
+    reconcile_workload(body, patch, logger)
+
+
+@kopf.timer(
+    GROUP,
+    VERSION,
+    PLURAL,
+    id="resync",
+    interval=SETTINGS.resync_seconds,
+    initial_delay=SETTINGS.resync_seconds,
+    idle=None,
+)
+def resync(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
+    """Restore drift in the children and refresh status; writes nothing when all is in order."""
+    reconcile_workload(body, patch, logger)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={OWNER_LABEL: kopf.PRESENT})
+def child_changed(event: kopf.RawEvent, body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    """A child Deployment changed (pods became ready, or someone edited it): reconcile its owner
+    now rather than at the next resync."""
+    if event.get("type") == "DELETED":
+        return
+    owner_name = body.meta.get("labels", {}).get(OWNER_LABEL)
+    namespace = body.meta.get("namespace")
+    parent = kube.get(f"{GROUP}/{VERSION}", "InferenceDeployment", owner_name, namespace)
+    if parent is None or parent["metadata"].get("deletionTimestamp"):
+        return
+    fake = kopf.Body(cast(kopf.RawBody, parent))
+    patch = kopf.Patch()
+    reconcile_workload(fake, patch, logger)
+    if patch.get("status"):
+        kube.patch_status(
+            f"{GROUP}/{VERSION}",
+            "InferenceDeployment",
+            owner_name,
+            namespace,
+            dict(patch["status"]),
+        )

@@ -1,0 +1,148 @@
+"""Server-side apply with one field manager, skipping writes when the live object matches."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+
+from inference_operator.builders.names import FIELD_MANAGER
+
+_lock = threading.Lock()
+
+
+@functools.cache
+def api_client() -> client.ApiClient:
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
+    return client.ApiClient()
+
+
+@functools.cache
+def dynamic() -> DynamicClient:
+    with _lock:
+        return DynamicClient(api_client())
+
+
+def contains(desired: Any, live: Any) -> bool:
+    """True when every field of `desired` has the same value in `live` (defaults may be extra)."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(
+            k in live and contains(v, live[k]) for k, v in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(live, list)
+            and len(desired) == len(live)
+            and all(contains(d, x) for d, x in zip(desired, live, strict=True))
+        )
+    if isinstance(desired, bool) or isinstance(live, bool):
+        return desired is live
+    if isinstance(desired, int | float) and isinstance(live, int | float):
+        return float(desired) == float(live)
+    return bool(desired == live) or str(desired) == str(live)
+
+
+def resource(api_version: str, kind: str) -> Any:
+    return dynamic().resources.get(api_version=api_version, kind=kind)
+
+
+def has_kind(api_version: str, kind: str) -> bool:
+    try:
+        resource(api_version, kind)
+    except ResourceNotFoundError:
+        return False
+    return True
+
+
+def get(api_version: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
+    try:
+        obj = resource(api_version, kind).get(name=name, namespace=namespace)
+    except NotFoundError:
+        return None
+    out: dict[str, Any] = obj.to_dict()
+    return out
+
+
+def apply(obj: dict[str, Any]) -> bool:
+    """Make the fields we own equal `obj`. Returns True when a write was needed."""
+    meta = obj["metadata"]
+    live = get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+    if live is not None and contains(obj, live):
+        return False
+    res = resource(obj["apiVersion"], obj["kind"])
+    ssa = functools.partial(
+        res.server_side_apply,
+        body=obj,
+        name=meta["name"],
+        namespace=meta.get("namespace"),
+        field_manager=FIELD_MANAGER,
+        force_conflicts=True,
+        query_params=[("fieldValidation", "Strict")],
+    )
+    try:
+        ssa()
+    except ApiException as e:
+        if e.status != 422 or live is None:
+            raise
+        # Someone else's edit of a keyed list item (a Service port changed in place) leaves
+        # their item beside ours, which the API server refuses. A JSON merge patch replaces
+        # whole lists with ours; the apply after it takes the fields back into our ownership.
+        res.patch(
+            body=obj,
+            name=meta["name"],
+            namespace=meta.get("namespace"),
+            content_type="application/merge-patch+json",
+            field_manager=FIELD_MANAGER,
+        )
+        ssa()
+    return True
+
+
+def namespace_terminating(e: ApiException) -> bool:
+    return e.status == 403 and "NamespaceTerminating" in str(e.body)
+
+
+def list_objects(
+    api_version: str, kind: str, namespace: str | None, selector: str
+) -> list[dict[str, Any]]:
+    items = resource(api_version, kind).get(namespace=namespace, label_selector=selector)
+    return [i.to_dict() for i in items.items]
+
+
+def delete(api_version: str, kind: str, name: str, namespace: str | None) -> None:
+    with contextlib.suppress(NotFoundError):
+        resource(api_version, kind).delete(name=name, namespace=namespace)
+
+
+__all__ = [
+    "ApiException",
+    "apply",
+    "contains",
+    "delete",
+    "get",
+    "has_kind",
+    "list_objects",
+    "namespace_terminating",
+    "patch_status",
+]
+
+
+def patch_status(
+    api_version: str, kind: str, name: str, namespace: str | None, status: dict[str, Any]
+) -> None:
+    resource(api_version, kind).status.patch(
+        name=name,
+        namespace=namespace,
+        body={"status": status},
+        content_type="application/merge-patch+json",
+    )
