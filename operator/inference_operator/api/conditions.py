@@ -31,9 +31,7 @@ def set_conditions(
             "status": c.status,
             "reason": c.reason,
             "message": c.message,
-            "lastTransitionTime": now
-            if old is None or changed
-            else old.get("lastTransitionTime", now),
+            "lastTransitionTime": since,
             "observedGeneration": generation,
         }
     return [by_type[k] for k in sorted(by_type, key=str)]
