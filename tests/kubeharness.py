@@ -16,6 +16,8 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from localcluster import LocalCluster, build_tools
 
+from inference_operator.kube.apply import apply_body
+
 
 @dataclass
 class Applied:
@@ -69,7 +71,7 @@ class Cluster:
         meta = obj["metadata"]
         try:
             out = resource.server_side_apply(
-                body=obj,
+                body=apply_body(obj),
                 name=meta["name"],
                 namespace=meta.get("namespace"),
                 field_manager=manager,

@@ -406,13 +406,13 @@ class NodePoolSpec(Base):
                 fieldPath=".name",
             ),
             cel(
-                "self.nodeClassRef.group != 'karpenter.k8s.aws' || "
+                "!has(self.nodeClassRef) || self.nodeClassRef.group != 'karpenter.k8s.aws' || "
                 "self.nodeClassRef.kind == 'EC2NodeClass'",
                 "nodeClassRef.kind must be EC2NodeClass for group karpenter.k8s.aws",
                 fieldPath=".nodeClassRef.kind",
             ),
             cel(
-                "self.nodeClassRef.group != 'karpenter.sagemaker.amazonaws.com' || "
+                "!has(self.nodeClassRef) || self.nodeClassRef.group != 'karpenter.sagemaker.amazonaws.com' || "
                 "self.nodeClassRef.kind == 'HyperpodNodeClass'",
                 "nodeClassRef.kind must be HyperpodNodeClass for group "
                 "karpenter.sagemaker.amazonaws.com",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
+import re
 import threading
 from typing import Any
 
@@ -52,6 +54,18 @@ def contains(desired: Any, live: Any) -> bool:
     return bool(desired == live) or str(desired) == str(live)
 
 
+# Characters YAML does not allow raw in a document (DEL, C1 controls, BOM, non-characters).
+_NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\ufeff\ufffe\uffff]")
+
+
+def apply_body(obj: dict[str, Any]) -> str:
+    """An apply patch body. The API server decodes apply patches as YAML, which refuses the
+    surrogate-pair escapes json.dumps writes for characters beyond the BMP, and refuses some
+    characters raw; so: raw Unicode, with only what YAML forbids escaped."""
+    text = json.dumps(obj, ensure_ascii=False)
+    return _NOT_YAML_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def resource(api_version: str, kind: str) -> Any:
     return dynamic().resources.get(api_version=api_version, kind=kind)
 
@@ -82,7 +96,7 @@ def apply(obj: dict[str, Any]) -> bool:
     res = resource(obj["apiVersion"], obj["kind"])
     ssa = functools.partial(
         res.server_side_apply,
-        body=obj,
+        body=apply_body(obj),
         name=meta["name"],
         namespace=meta.get("namespace"),
         field_manager=FIELD_MANAGER,

@@ -1,0 +1,337 @@
+"""The API server itself refuses bad InferenceDeployments, naming the field and what is allowed;
+and every spec it accepts round-trips through the pydantic models."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from inference_operator.api.models import InferenceDeploymentSpec
+from inference_operator.kube.apply import apply_body
+from kubeharness import Cluster
+
+pytestmark = pytest.mark.integration
+
+GOOD: dict[str, Any] = {
+    "model": {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct"},
+    "accelerator": {"kind": "nvidia", "perReplica": 1},
+}
+
+
+def with_(path: str, value: Any, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    spec = copy.deepcopy(base or GOOD)
+    node = spec
+    *parents, leaf = path.split(".")
+    for p in parents:
+        node = node.setdefault(p, {})
+    if value is _DELETE:
+        node.pop(leaf)
+    else:
+        node[leaf] = value
+    return spec
+
+
+_DELETE = object()
+
+BAD = [
+    (
+        with_("autoscaling", {"minReplicas": 5, "maxReplicas": 2}),
+        "spec.autoscaling.minReplicas: Invalid value",
+        "minReplicas must be <= maxReplicas",
+    ),
+    (
+        with_("autoscaling.targets", {"queuePerReplica": 0}),
+        "spec.autoscaling.targets.queuePerReplica",
+        "should be greater than 0",
+    ),
+    (
+        with_("autoscaling.targets", {"kvCacheUtilization": 1.5}),
+        "spec.autoscaling.targets.kvCacheUtilization",
+        "less than or equal to 1",
+    ),
+    (
+        with_("autoscaling.targets", {"kvCacheUtilization": -0.1}),
+        "spec.autoscaling.targets.kvCacheUtilization",
+        "greater than 0",
+    ),
+    (
+        with_("autoscaling.targets", {"requestsPerSecondPerReplica": 0}),
+        "spec.autoscaling.targets.requestsPerSecondPerReplica",
+        "greater than 0",
+    ),
+    (
+        with_("accelerator.kind", "tpu"),
+        'spec.accelerator.kind: Unsupported value: "tpu"',
+        '"nvidia", "neuron"',
+    ),
+    (
+        with_("accelerator.perReplica", 3),
+        "spec.accelerator.perReplica",
+        "perReplica must be 1, 2, 4 or 8 for nvidia",
+    ),
+    (
+        with_("accelerator.perReplica", 0),
+        "spec.accelerator.perReplica",
+        "greater than or equal to 1",
+    ),
+    (
+        with_("accelerator.perReplica", 64),
+        "spec.accelerator.perReplica",
+        "less than or equal to 32",
+    ),
+    (
+        with_("accelerator", {"kind": "neuron", "perReplica": 3}),
+        "spec.accelerator.perReplica",
+        "1, 2, 4, 8, 12, 16, 24 or 32 for neuron",
+    ),
+    (with_("accelerator.types", ["H100; rm -rf /"]), "spec.accelerator.types[0]", "should match"),
+    (with_("model.uri", "ftp://example/model"), "spec.model.uri", "should match"),
+    (with_("model", _DELETE), "spec.model: Required value", ""),
+    (with_("accelerator", _DELETE), "spec.accelerator: Required value", ""),
+    (with_("model.dtype", "fp4"), 'spec.model.dtype: Unsupported value: "fp4"', "bfloat16"),
+    (with_("model.maxModelLen", 10), "spec.model.maxModelLen", "greater than or equal to 128"),
+    (
+        with_("engine.args", ["--port=9000"]),
+        "spec.engine.args",
+        "args may not set flags the operator owns",
+    ),
+    (with_("engine.args", ["--max-num-seqs 8\n--port 1"]), "spec.engine.args[0]", "should match"),
+    (
+        with_("engine.env", [{"name": "1BAD", "value": "x"}]),
+        "spec.engine.env[0].name",
+        "should match",
+    ),
+    (with_("replicas", -1), "spec.replicas", "greater than or equal to 0"),
+    (with_("replicas", 100000), "spec.replicas", "less than or equal to 1000"),
+    (with_("replicas", "two"), ".spec.replicas: expected numeric", ""),
+    (with_("surprise", True), ".spec.surprise: field not declared in schema", ""),
+    (
+        with_("autoscaling", {"minReplicas": 1, "scaleToZero": {"idleAfter": "5m"}}),
+        "spec.autoscaling.scaleToZero",
+        "scaleToZero requires minReplicas: 0",
+    ),
+    (
+        with_("autoscaling.schedules", [{"cron": "nope", "minReplicas": 2, "duration": "1h"}]),
+        "spec.autoscaling.schedules[0].cron",
+        "",
+    ),
+    (
+        with_(
+            "autoscaling.schedules",
+            [{"cron": "0 8 * * 1-5", "minReplicas": 2, "duration": "10 hours"}],
+        ),
+        "spec.autoscaling.schedules[0].duration",
+        "should match",
+    ),
+    (
+        with_("autoscaling.behavior", {"scaleDown": {"stabilizationWindow": "5 minutes"}}),
+        "spec.autoscaling.behavior.scaleDown.stabilizationWindow",
+        "should match",
+    ),
+    (
+        with_("nodePool", {"create": False}),
+        "spec.nodePool.name",
+        "name is required when create is false",
+    ),
+    (
+        with_(
+            "nodePool",
+            {
+                "create": True,
+                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "HyperpodNodeClass"},
+            },
+        ),
+        "spec.nodePool.nodeClassRef.kind",
+        "must be EC2NodeClass",
+    ),
+    (
+        with_("nodePool", {"create": True, "capacityTypes": ["cheap"]}),
+        'spec.nodePool.capacityTypes[0]: Unsupported value: "cheap"',
+        "spot",
+    ),
+    (
+        with_("nodePool", {"create": True, "zones": ["US-EAST-1A"]}),
+        "spec.nodePool.zones[0]",
+        "should match",
+    ),
+    (
+        with_("model.tokenSecretRef", {"name": "Bad_Name", "key": "token"}),
+        "spec.model.tokenSecretRef.name",
+        "should match",
+    ),
+    (with_("model.servedName", "x" * 64), "spec.model.servedName", "may not be more than 63"),
+    (
+        with_("autoscaling.prometheus", {"url": "not a url"}),
+        "spec.autoscaling.prometheus.url",
+        "should match",
+    ),
+    (with_("engine.image", "vllm image:latest"), "spec.engine.image", "should match"),
+]
+
+
+def body(namespace: str, spec: dict[str, Any], name: str = "bad") -> dict[str, Any]:
+    return {
+        "apiVersion": "infer.dev/v1alpha1",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+@pytest.fixture(scope="module")
+def ns(cluster: Cluster) -> Any:
+    cluster.create_namespace("admission")
+    yield "admission"
+    cluster.delete_namespace("admission")
+
+
+@pytest.mark.parametrize(("spec", "field", "detail"), BAD, ids=[f"{b[1][:60]}" for b in BAD])
+def test_bad_manifest_is_rejected_naming_the_field(
+    cluster: Cluster, ns: str, spec: dict[str, Any], field: str, detail: str
+) -> None:
+    res = cluster.apply(body(ns, spec), check=False)
+    assert not res.ok, "accepted"
+    assert field in res.message
+    assert detail in res.message
+
+
+def test_accelerator_kind_is_immutable(cluster: Cluster, ns: str) -> None:
+    cluster.apply(body(ns, GOOD, "immutable"))
+    res = cluster.apply(body(ns, with_("accelerator.kind", "neuron"), "immutable"), check=False)
+    assert not res.ok
+    assert "spec.accelerator.kind: Invalid value" in res.message
+    assert "kind is immutable" in res.message
+    cluster.kubectl("delete", "infd", "immutable", "-n", ns)
+
+
+names = st.from_regex(r"[a-z][a-z0-9]{0,10}", fullmatch=True)
+durations = st.sampled_from(["30s", "5m", "1h", "1h30m", "90s"])
+valid_specs = st.fixed_dictionaries(
+    {
+        "model": st.fixed_dictionaries(
+            {
+                "uri": st.sampled_from(
+                    [
+                        "hf://meta-llama/Llama-3.1-70B",
+                        "s3://bucket/llama/8b",
+                        "pvc://weights/llama",
+                        "hf://mistralai/Mistral-7B-v0.3",
+                    ]
+                )
+            },
+            optional={
+                "dtype": st.sampled_from(["auto", "bfloat16", "fp8", "int4"]),
+                "maxModelLen": st.integers(128, 131072),
+                "servedName": names,
+                "parameters": st.sampled_from(["8B", "70B", "500M", "1.5B"]),
+            },
+        ),
+        "accelerator": st.one_of(
+            st.fixed_dictionaries(
+                {"kind": st.just("nvidia"), "perReplica": st.sampled_from([1, 2, 4, 8])},
+                optional={
+                    "types": st.lists(
+                        st.sampled_from(["H100", "L40S", "g6e", "p5.48xlarge"]), max_size=3
+                    )
+                },
+            ),
+            st.fixed_dictionaries(
+                {"kind": st.just("neuron"), "perReplica": st.sampled_from([1, 2, 8, 24])}
+            ),
+        ),
+    },
+    optional={
+        "replicas": st.integers(0, 1000),
+        "engine": st.fixed_dictionaries(
+            {},
+            optional={
+                "args": st.lists(
+                    st.sampled_from(
+                        [
+                            "--max-num-seqs=64",
+                            "--enable-prefix-caching",
+                            "--gpu-memory-utilization=0.85",
+                        ]
+                    ),
+                    max_size=3,
+                ),
+                "env": st.lists(
+                    st.fixed_dictionaries(
+                        {
+                            "name": st.from_regex(r"[A-Z_][A-Z0-9_]{0,8}", fullmatch=True),
+                            "value": st.text(max_size=20),
+                        }
+                    ),
+                    max_size=2,
+                ),
+            },
+        ),
+        "autoscaling": st.integers(0, 50).flatmap(
+            lambda lo: st.fixed_dictionaries(
+                {"minReplicas": st.just(lo), "maxReplicas": st.integers(max(1, lo), 1000)},
+                optional={
+                    "targets": st.fixed_dictionaries(
+                        {},
+                        optional={
+                            "queuePerReplica": st.floats(0.5, 100),
+                            "kvCacheUtilization": st.floats(0.05, 1.0),
+                            "requestsPerSecondPerReplica": st.floats(0.1, 500),
+                        },
+                    ),
+                    "startupTime": durations,
+                    "behavior": st.fixed_dictionaries(
+                        {},
+                        optional={
+                            "scaleDown": st.fixed_dictionaries(
+                                {},
+                                optional={
+                                    "stabilizationWindow": durations,
+                                    "maxPercent": st.floats(0, 100),
+                                },
+                            )
+                        },
+                    ),
+                },
+            )
+        ),
+        "nodePool": st.fixed_dictionaries(
+            {"create": st.just(True)},
+            optional={
+                "capacityTypes": st.lists(
+                    st.sampled_from(["spot", "on-demand"]), min_size=1, max_size=2, unique=True
+                ),
+                "zones": st.lists(
+                    st.sampled_from(["us-east-1a", "us-east-1b"]), max_size=2, unique=True
+                ),
+            },
+        ),
+    },
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(spec=valid_specs)
+def test_valid_specs_pass_the_api_server_and_round_trip(
+    cluster: Cluster, ns: str, spec: dict[str, Any]
+) -> None:
+    res = cluster.dynamic.resources.get(
+        api_version="infer.dev/v1alpha1", kind="InferenceDeployment"
+    ).server_side_apply(
+        body=apply_body(body(ns, spec, "roundtrip")),
+        name="roundtrip",
+        namespace=ns,
+        field_manager="tests",
+        force_conflicts=True,
+        query_params=[("fieldValidation", "Strict"), ("dryRun", "All")],
+    )
+    stored = res.to_dict()["spec"]
+    ours = InferenceDeploymentSpec.model_validate(spec)
+    theirs = InferenceDeploymentSpec.model_validate(stored)
+    assert theirs == ours
+    # What the models would write back is what the API server keeps.
+    again = ours.model_dump(by_alias=True, exclude_none=True)
+    assert InferenceDeploymentSpec.model_validate(again) == theirs
