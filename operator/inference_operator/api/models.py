@@ -412,7 +412,8 @@ class NodePoolSpec(Base):
                 fieldPath=".nodeClassRef.kind",
             ),
             cel(
-                "!has(self.nodeClassRef) || self.nodeClassRef.group != 'karpenter.sagemaker.amazonaws.com' || "
+                "!has(self.nodeClassRef) || "
+                "self.nodeClassRef.group != 'karpenter.sagemaker.amazonaws.com' || "
                 "self.nodeClassRef.kind == 'HyperpodNodeClass'",
                 "nodeClassRef.kind must be HyperpodNodeClass for group "
                 "karpenter.sagemaker.amazonaws.com",

@@ -140,7 +140,10 @@ def build_deployment(
             }
         )
     env += [{"name": e.name, "value": e.value} for e in spec.engine.env]
-    probe = {"httpGet": {"path": "/health", "port": "http"}}
+
+    def probe() -> dict[str, Any]:
+        return {"httpGet": {"path": "/health", "port": "http"}}
+
     image = spec.engine.image or (
         DEFAULT_IMAGE if spec.accelerator.kind == "nvidia" else DEFAULT_NEURON_IMAGE
     )
@@ -172,8 +175,8 @@ def build_deployment(
                     "periodSeconds": 10,
                     "failureThreshold": STARTUP_BUDGET_SECONDS // 10,
                 },
-                "readinessProbe": {**probe, "periodSeconds": 5, "failureThreshold": 3},
-                "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 6},
+                "readinessProbe": {**probe(), "periodSeconds": 5, "failureThreshold": 3},
+                "livenessProbe": {**probe(), "periodSeconds": 10, "failureThreshold": 6},
                 "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
                 "volumeMounts": [
                     {"name": "shm", "mountPath": "/dev/shm"},

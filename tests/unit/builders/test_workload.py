@@ -1,0 +1,130 @@
+"""Builders: golden YAML for representative specs, and table tests of the rules."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from inference_operator.api.models import InferenceDeploymentSpec
+from inference_operator.builders.names import Owner
+from inference_operator.builders.workload import build_all, vllm_args
+
+GOLDEN = Path(__file__).parent / "golden"
+OWNER = Owner("llama", "serving", "00000000-0000-0000-0000-000000000001")
+
+SPECS: dict[str, dict[str, Any]] = {
+    "llama-8b-one-gpu": {
+        "model": {
+            "uri": "hf://meta-llama/Llama-3.1-8B-Instruct",
+            "maxModelLen": 8192,
+            "tokenSecretRef": {"name": "hf-token", "key": "token"},
+        },
+        "accelerator": {"kind": "nvidia", "perReplica": 1, "types": ["L40S", "g6e", "A10G"]},
+        "replicas": 2,
+    },
+    "llama-70b-tp4": {
+        "model": {
+            "uri": "s3://models/llama-3.1-70b-instruct",
+            "dtype": "fp8",
+            "servedName": "llama-70b",
+        },
+        "engine": {
+            "args": ["--enable-prefix-caching", "--max-num-seqs=128"],
+            "env": [{"name": "VLLM_LOGGING_LEVEL", "value": "INFO"}],
+            "resources": {"cpu": "16", "memory": "160Gi"},
+        },
+        "accelerator": {"kind": "nvidia", "perReplica": 4, "types": ["p5.48xlarge", "p4d"]},
+        "nodePool": {"create": True, "capacityTypes": ["spot", "on-demand"]},
+    },
+    "mistral-neuron": {
+        "model": {"uri": "pvc://weights/mistral-7b", "dtype": "bfloat16", "maxModelLen": 4096},
+        "accelerator": {"kind": "neuron", "perReplica": 2, "types": ["inf2"]},
+    },
+}
+
+
+def render(name: str) -> str:
+    spec = InferenceDeploymentSpec.model_validate(SPECS[name])
+    return yaml.safe_dump_all(build_all(OWNER, spec, monitoring=True), sort_keys=False)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_golden(name: str) -> None:
+    path = GOLDEN / f"{name}.yaml"
+    text = render(name)
+    if os.environ.get("UPDATE_GOLDEN") or not path.exists():
+        path.write_text(text)
+    assert text == path.read_text(), f"run UPDATE_GOLDEN=1 pytest {__file__} and review the diff"
+
+
+def spec(**over: Any) -> InferenceDeploymentSpec:
+    base: dict[str, Any] = {
+        "model": {"uri": "hf://org/model"},
+        "accelerator": {"kind": "nvidia", "perReplica": 2},
+    }
+    base.update(over)
+    return InferenceDeploymentSpec.model_validate(base)
+
+
+@pytest.mark.parametrize(
+    ("over", "present", "absent"),
+    [
+        (
+            {},
+            ["org/model", "--tensor-parallel-size", "2", "--served-model-name", "llama"],
+            ["--max-model-len", "--device"],
+        ),
+        (
+            {"model": {"uri": "hf://org/model", "maxModelLen": 4096}},
+            ["--max-model-len", "4096"],
+            [],
+        ),
+        ({"model": {"uri": "s3://b/p"}}, ["s3://b/p", "--load-format", "runai_streamer"], []),
+        ({"model": {"uri": "pvc://claim/dir"}}, ["/models/claim/dir"], []),
+        (
+            {"model": {"uri": "hf://org/model", "dtype": "fp8"}},
+            ["--quantization", "fp8"],
+            ["--dtype"],
+        ),
+        ({"accelerator": {"kind": "neuron", "perReplica": 8}}, ["--device", "neuron"], []),
+        ({"engine": {"args": ["--foo=$(rm -rf /)", "a b"]}}, ["--foo=$(rm -rf /)", "a b"], []),
+    ],
+)
+def test_vllm_arguments(over: dict[str, Any], present: list[str], absent: list[str]) -> None:
+    args = vllm_args(OWNER, spec(**over))
+    for a in present:
+        assert a in args
+    for a in absent:
+        assert a not in args
+
+
+def test_arguments_never_reach_a_shell() -> None:
+    dep = build_all(OWNER, spec(engine={"args": ["; echo pwned"]}), monitoring=False)[0]
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["vllm", "serve"]
+    assert "; echo pwned" in container["args"]
+    assert all("sh" not in c for c in container["command"])
+
+
+def test_token_comes_from_a_secret_reference_only() -> None:
+    s = spec(model={"uri": "hf://o/m", "tokenSecretRef": {"name": "hf", "key": "t"}})
+    env = build_all(OWNER, s, monitoring=False)[0]["spec"]["template"]["spec"]["containers"][0][
+        "env"
+    ]
+    token = next(e for e in env if e["name"] == "HF_TOKEN")
+    assert token == {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "t"}}}
+
+
+def test_monitor_only_when_the_crd_exists() -> None:
+    kinds = [o["kind"] for o in build_all(OWNER, spec(), monitoring=False)]
+    assert kinds == ["Deployment", "Service", "PodDisruptionBudget"]
+
+
+def test_cluster_names_fit_63_characters_and_stay_unique() -> None:
+    a = Owner("x" * 60, "team-a", "u").cluster_name
+    b = Owner("x" * 60, "team-b", "u").cluster_name
+    assert len(a) <= 63 and len(b) <= 63 and a != b
