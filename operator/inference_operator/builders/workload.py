@@ -171,7 +171,7 @@ def build_deployment(
                 "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
                 "resources": _resources(spec),
                 "startupProbe": {
-                    **probe,
+                    **probe(),
                     "periodSeconds": 10,
                     "failureThreshold": STARTUP_BUDGET_SECONDS // 10,
                 },

@@ -23,9 +23,8 @@ def _walk(node: Any, path: str = "") -> list[str]:
     """Paths where the schema is not structural (no type, or anyOf/$ref left over)."""
     bad: list[str] = []
     if isinstance(node, dict):
-        if "properties" in node or "items" in node:
-            if "type" not in node:
-                bad.append(path)
+        if ("properties" in node or "items" in node) and "type" not in node:
+            bad.append(path)
         for key in ("$ref", "anyOf", "allOf", "oneOf", "additionalProperties"):
             if key in node and key != "additionalProperties":
                 bad.append(f"{path}.{key}")
