@@ -186,6 +186,7 @@ class LocalCluster:
     api_port: int = 0
     etcd_port: int = 0
     token: str = ""
+    operator_token: str = ""
 
     @property
     def kubeconfig(self) -> Path:
@@ -307,7 +308,17 @@ class LocalCluster:
         self._openssl("genrsa", "-out", "sa.key", "2048")
         self._openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
         self.token = secrets.token_hex(32)
-        (pki / "tokens.csv").write_text(f"{self.token},admin,admin-uid,system:masters\n")
+        self.operator_token = secrets.token_hex(32)
+        # A second identity for the operator when it runs as a process, so the audit log can
+        # tell its requests from the tests'.
+        (pki / "tokens.csv").write_text(
+            f"{self.token},admin,admin-uid,system:masters\n"
+            f"{self.operator_token},inference-operator,operator-uid,system:masters\n"
+        )
+        (self.state / "audit-policy.yaml").write_text(
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n"
+            "rules:\n- level: Metadata\n  users: [inference-operator]\n- level: None\n"
+        )
 
     def _start_etcd(self) -> None:
         self.etcd_port, peer = free_port(), free_port()
@@ -358,6 +369,10 @@ class LocalCluster:
                 "--service-cluster-ip-range=10.96.0.0/16",
                 "--allow-privileged=true",
                 "--profiling=false",
+                f"--audit-policy-file={self.state / 'audit-policy.yaml'}",
+                f"--audit-log-path={self.state / 'audit.log'}",
+                "--audit-log-format=json",
+                "--audit-log-maxsize=500",
                 "--v=0",
             ],
         )
@@ -380,6 +395,8 @@ class LocalCluster:
             "current-context": "local",
         }
         self.kubeconfig.write_text(json.dumps(cfg, indent=2))
+        cfg["users"] = [{"name": "admin", "user": {"token": self.operator_token}}]
+        (self.state / "operator.kubeconfig").write_text(json.dumps(cfg, indent=2))
 
     def _start_controllers(self) -> None:
         kc = str(self.kubeconfig)
