@@ -48,9 +48,19 @@ def main() -> int:
             "INFOP_METRICS_PORT": "0",
         }
         operator = subprocess.Popen([sys.executable, "-m", "inference_operator", "run"], env=env)
+        for example in sorted((ROOT / "examples").glob("*.yaml")):
+            cluster.kubectl("apply", "-f", str(example))
+        print("applied examples/; watch them with: kubectl get infd -A -w", flush=True)
         deadline = time.monotonic() + args.duration if args.duration else None
+        shown = ""
         while operator.poll() is None and (deadline is None or time.monotonic() < deadline):
-            time.sleep(0.5)
+            table = cluster.kubectl("get", "infd", "-A", check=False).stdout
+            # Reprint only when something other than the AGE column changed.
+            key = "\n".join(line.rsplit(None, 1)[0] for line in table.splitlines() if line)
+            if key != shown:
+                print(table, flush=True)
+                shown = key
+            time.sleep(2)
         if operator.poll() is not None:
             print(f"operator exited with {operator.returncode}", file=sys.stderr)
             return operator.returncode or 1

@@ -5,7 +5,9 @@ Level-based: every pass builds the whole desired state from the spec and applies
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import threading
 from typing import Any, cast
 
 import kopf
@@ -55,7 +57,19 @@ def _unschedulable(owner: Owner, now: dt.datetime) -> str | None:
     return None
 
 
+# One pass at a time per InferenceDeployment: the create handler and a child's event would
+# otherwise both find a child missing and both write it.
+_locks: collections.defaultdict[tuple[str, str], threading.Lock] = collections.defaultdict(
+    threading.Lock
+)
+
+
 def reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
+    with _locks[(body.meta["namespace"], body.meta["name"])]:
+        _reconcile_workload(body, patch, logger)
+
+
+def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
     meta, status = body.meta, body.status
     owner = Owner(meta["name"], meta["namespace"], meta["uid"])
     generation = meta.get("generation")
