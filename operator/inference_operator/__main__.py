@@ -49,11 +49,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from inference_operator.bench import cli as bench_cli
 
     bench_cli.add_arguments(sub.add_parser("bench", help="replay a trace through scaling policies"))
+    from inference_operator.capacity import cli as plan_cli
+
+    plan_cli.add_arguments(sub.add_parser("plan", help="plan accelerator memory for a model"))
     args = parser.parse_args(argv)
     if args.command in (None, "run"):
         return _run(args)
     if args.command == "bench":
         return bench_cli.run(args)
+    if args.command == "plan":
+        return plan_cli.run(args)
     parser.error(f"unknown command {args.command!r}")
     return 2
 

@@ -53,6 +53,9 @@ def test_apply_creates_children_and_pods_run_on_gpu_nodes(
     cluster.apply(infd(namespace))
     obj = wait_ready(cluster, namespace, "llama", 2)
     assert obj["status"]["selector"] == "infer.dev/deployment=llama"
+    planned = condition(obj, "CapacityPlanned")
+    assert (planned["status"], planned["reason"]) == ("True", "Fits"), planned
+    assert obj["status"]["capacity"]["instanceTypes"] == ["g6e.xlarge"]
     dep = cluster.get("deployment", "llama", namespace)
     svc = cluster.get("service", "llama", namespace)
     pdb = cluster.get("pdb", "llama", namespace)
@@ -182,6 +185,10 @@ def test_no_capacity_surfaces_as_insufficient_capacity(
         return c if c.get("reason") == "InsufficientCapacity" else {}
 
     c = eventually(degraded, timeout=60, what="Degraded=InsufficientCapacity")
+    planned = condition(cluster.get("infd", "huge", namespace), "CapacityPlanned")
+    # An 8B model needs one GPU; eight are asked for and g5.xlarge has one.
+    assert (planned["status"], planned["reason"]) == ("False", "NoInstanceLargeEnough"), planned
+    assert "g5.xlarge: 1" in planned["message"]
     assert c["status"] == "True"
     assert "Insufficient nvidia.com/gpu" in c["message"]
     events = cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout

@@ -22,6 +22,7 @@ from inference_operator.api.conditions import (
 from inference_operator.api.models import GROUP, PLURAL, VERSION, InferenceDeploymentSpec
 from inference_operator.builders.names import OWNER_LABEL, Owner
 from inference_operator.builders.workload import build_all
+from inference_operator.capacity.assess import assess
 from inference_operator.kube import apply as kube
 from inference_operator.settings import load_settings
 
@@ -116,8 +117,11 @@ def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger)
         updated=int(dstatus.get("updatedReplicas") or 0),
         unschedulable=_unschedulable(owner, now) if spec.replicas else None,
     )
+    capacity, planned = assess(spec)
+    if status.get("capacity") != capacity:
+        patch.status["capacity"] = capacity
     old = list(status.get("conditions") or [])
-    conds = set_conditions(old, workload_conditions(view), stamp, generation)
+    conds = set_conditions(old, [*workload_conditions(view), planned], stamp, generation)
     wanted = {
         "observedGeneration": generation,
         "replicas": view.replicas,
@@ -132,11 +136,10 @@ def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger)
         patch.status["conditions"] = conds
         for c in conds:
             before = next((o for o in old if o.get("type") == c["type"]), None)
-            if (
-                c["type"] == "Degraded"
-                and c["status"] == "True"
-                and (before is None or before.get("reason") != c["reason"])
-            ):
+            if (c["type"], c["status"]) in (
+                ("Degraded", "True"),
+                ("CapacityPlanned", "False"),
+            ) and (before is None or before.get("reason") != c["reason"]):
                 kopf.warn(body, reason=c["reason"], message=c["message"])
 
 

@@ -1,0 +1,1 @@
+"""Capacity planning: model memory against accelerator memory, and the instance catalogue."""
