@@ -11,6 +11,7 @@ from inference_operator.api.models import (
     InferenceDeploymentSpec,
 )
 from inference_operator.builders.names import PORT, Owner
+from inference_operator.capacity.catalogue import GPU_NAMES
 
 # Generous: weights of a 70B model over a slow link plus compile and CUDA-graph capture.
 STARTUP_BUDGET_SECONDS = 1800
@@ -20,14 +21,12 @@ TERMINATION_GRACE_SECONDS = 600
 PRESTOP_SLEEP_SECONDS = 15
 WEIGHTS_MOUNT = "/models"
 
-_GPU_NAMES = {"h100", "h200", "a100", "a10g", "l40s", "l4", "t4", "b200", "v100"}
-
 
 def device_resource(spec: InferenceDeploymentSpec) -> str:
     return "nvidia.com/gpu" if spec.accelerator.kind == "nvidia" else "aws.amazon.com/neuroncore"
 
 
-def _taint_key(spec: InferenceDeploymentSpec) -> str:
+def taint_key(spec: InferenceDeploymentSpec) -> str:
     return "nvidia.com/gpu" if spec.accelerator.kind == "nvidia" else "aws.amazon.com/neuron"
 
 
@@ -90,7 +89,7 @@ def _node_affinity(spec: InferenceDeploymentSpec) -> dict[str, Any] | None:
                 "node.kubernetes.io/instance-type",
                 (f"ml.{t}" if hyperpod and not t.startswith("ml.") else t),
             )
-        elif t.lower() in _GPU_NAMES:
+        elif t.lower() in GPU_NAMES:
             key, value = "karpenter.k8s.aws/instance-gpu-name", t.lower()
         else:
             key, value = "karpenter.k8s.aws/instance-family", t.lower()
@@ -151,7 +150,7 @@ def build_deployment(
     pod_spec: dict[str, Any] = {
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "enableServiceLinks": False,
-        "tolerations": [{"key": _taint_key(spec), "operator": "Exists", "effect": "NoSchedule"}],
+        "tolerations": [{"key": taint_key(spec), "operator": "Exists", "effect": "NoSchedule"}],
         "topologySpreadConstraints": [
             {
                 "maxSkew": 1,
@@ -260,14 +259,21 @@ def build_pod_monitor(owner: Owner) -> dict[str, Any]:
     }
 
 
-def build_all(
+def pool_name(owner: Owner, spec: InferenceDeploymentSpec) -> str | None:
+    if spec.node_pool is None:
+        return None
+    return owner.cluster_name if spec.node_pool.create else spec.node_pool.name
+
+
+def build_workload(
     owner: Owner, spec: InferenceDeploymentSpec, monitoring: bool
 ) -> list[dict[str, Any]]:
-    """Every namespaced object for one InferenceDeployment, in apply order."""
-    pool = None
-    if spec.node_pool is not None:
-        pool = owner.cluster_name if spec.node_pool.create else spec.node_pool.name
-    objs = [build_deployment(owner, spec, pool), build_service(owner), build_pdb(owner)]
+    """The vLLM Deployment, Service, PDB and (when the CRD exists) PodMonitor."""
+    objs = [
+        build_deployment(owner, spec, pool_name(owner, spec)),
+        build_service(owner),
+        build_pdb(owner),
+    ]
     if monitoring:
         objs.append(build_pod_monitor(owner))
     return objs

@@ -102,3 +102,5 @@ INSTANCES = [
     _neuron("trn1.32xlarge", "trainium", 32, 16),
     _neuron("trn2.48xlarge", "trainium2", 128, 12),
 ]
+
+GPU_NAMES = frozenset(i.accelerator for i in INSTANCES if i.kind == "nvidia") | {"t4", "b200"}

@@ -21,7 +21,8 @@ from inference_operator.api.conditions import (
 )
 from inference_operator.api.models import GROUP, PLURAL, VERSION, InferenceDeploymentSpec
 from inference_operator.builders.names import OWNER_LABEL, Owner
-from inference_operator.builders.workload import build_all
+from inference_operator.builders.nodepool import OWNER_NAME, OWNER_NAMESPACE
+from inference_operator.builders.plan import Available, build_all
 from inference_operator.capacity.assess import assess
 from inference_operator.kube import apply as kube
 from inference_operator.settings import load_settings
@@ -94,8 +95,18 @@ def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger)
 
     if meta.get("deletionTimestamp"):
         return  # going away: the garbage collector removes the children
-    monitoring = kube.has_kind("monitoring.coreos.com/v1", "PodMonitor")
-    for obj in build_all(owner, spec, monitoring):
+    available = Available(
+        pod_monitor=kube.has_kind("monitoring.coreos.com/v1", "PodMonitor"),
+        keda=kube.has_kind("keda.sh/v1alpha1", "ScaledObject"),
+        karpenter=kube.has_kind("karpenter.sh/v1", "NodePool"),
+    )
+    capacity, planned = assess(spec)
+    desired = build_all(owner, spec, available, capacity.get("instanceTypes") or None)
+    for api_version, kind, name, namespace in desired.absent:
+        if kube.get(api_version, kind, name, namespace) is not None:
+            kube.delete(api_version, kind, name, namespace)
+            logger.info(f"deleted {kind} {name}: the spec no longer asks for it")
+    for obj in desired.apply:
         try:
             if kube.apply(obj):
                 logger.info(f"applied {obj['kind']} {obj['metadata']['name']}")
@@ -117,7 +128,6 @@ def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger)
         updated=int(dstatus.get("updatedReplicas") or 0),
         unschedulable=_unschedulable(owner, now) if spec.replicas else None,
     )
-    capacity, planned = assess(spec)
     if status.get("capacity") != capacity:
         patch.status["capacity"] = capacity
     old = list(status.get("conditions") or [])
@@ -186,3 +196,14 @@ def child_changed(event: kopf.RawEvent, body: kopf.Body, logger: kopf.Logger, **
             namespace,
             dict(patch["status"]),
         )
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, id="cleanup")
+def cleanup(meta: kopf.Meta, logger: kopf.Logger, **_: Any) -> None:
+    """A namespaced owner cannot own a cluster-scoped NodePool: delete ours by label."""
+    if not kube.has_kind("karpenter.sh/v1", "NodePool"):
+        return
+    selector = f"{OWNER_NAMESPACE}={meta['namespace']},{OWNER_NAME}={meta['name']}"
+    for pool in kube.list_objects("karpenter.sh/v1", "NodePool", None, selector):
+        kube.delete("karpenter.sh/v1", "NodePool", pool["metadata"]["name"], None)
+        logger.info(f"deleted NodePool {pool['metadata']['name']}")

@@ -11,7 +11,8 @@ import yaml
 
 from inference_operator.api.models import InferenceDeploymentSpec
 from inference_operator.builders.names import Owner
-from inference_operator.builders.workload import build_all, vllm_args
+from inference_operator.builders.plan import Available, build_all
+from inference_operator.builders.workload import build_workload, vllm_args
 
 GOLDEN = Path(__file__).parent / "golden"
 OWNER = Owner("llama", "serving", "00000000-0000-0000-0000-000000000001")
@@ -49,7 +50,8 @@ SPECS: dict[str, dict[str, Any]] = {
 
 def render(name: str) -> str:
     spec = InferenceDeploymentSpec.model_validate(SPECS[name])
-    return yaml.safe_dump_all(build_all(OWNER, spec, monitoring=True), sort_keys=False)
+    everything = Available(pod_monitor=True, keda=True, karpenter=True)
+    return yaml.safe_dump_all(build_all(OWNER, spec, everything).apply, sort_keys=False)
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
@@ -103,7 +105,7 @@ def test_vllm_arguments(over: dict[str, Any], present: list[str], absent: list[s
 
 
 def test_arguments_never_reach_a_shell() -> None:
-    dep = build_all(OWNER, spec(engine={"args": ["; echo pwned"]}), monitoring=False)[0]
+    dep = build_workload(OWNER, spec(engine={"args": ["; echo pwned"]}), monitoring=False)[0]
     container = dep["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["vllm", "serve"]
     assert "; echo pwned" in container["args"]
@@ -112,15 +114,15 @@ def test_arguments_never_reach_a_shell() -> None:
 
 def test_token_comes_from_a_secret_reference_only() -> None:
     s = spec(model={"uri": "hf://o/m", "tokenSecretRef": {"name": "hf", "key": "t"}})
-    env = build_all(OWNER, s, monitoring=False)[0]["spec"]["template"]["spec"]["containers"][0][
-        "env"
-    ]
+    env = build_workload(OWNER, s, monitoring=False)[0]["spec"]["template"]["spec"]["containers"][
+        0
+    ]["env"]
     token = next(e for e in env if e["name"] == "HF_TOKEN")
     assert token == {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "t"}}}
 
 
 def test_monitor_only_when_the_crd_exists() -> None:
-    kinds = [o["kind"] for o in build_all(OWNER, spec(), monitoring=False)]
+    kinds = [o["kind"] for o in build_workload(OWNER, spec(), monitoring=False)]
     assert kinds == ["Deployment", "Service", "PodDisruptionBudget"]
 
 

@@ -1,0 +1,130 @@
+"""KEDA ScaledObject and TriggerAuthentication for an InferenceDeployment (pure)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from inference_operator.api.durations import seconds
+from inference_operator.api.models import InferenceDeploymentSpec
+from inference_operator.builders.names import Owner
+
+
+def pod_matcher(owner: Owner) -> str:
+    """PromQL label matchers for this deployment's pods (as a PodMonitor labels them)."""
+    return f'namespace="{owner.namespace}",pod=~"{owner.name}-[a-z0-9]+-[a-z0-9]+"'
+
+
+def queries(owner: Owner) -> dict[str, str]:
+    m = pod_matcher(owner)
+    return {
+        "queue": f"sum(vllm:num_requests_waiting{{{m}}})",
+        # vLLM < 0.9.2 exposes only the old name, >= 0.12 only the new one: either works.
+        "kvCache": f"sum(vllm:kv_cache_usage_perc{{{m}}} or vllm:gpu_cache_usage_perc{{{m}}})",
+        "rps": f"sum(rate(vllm:request_success_total{{{m}}}[1m]))",
+    }
+
+
+def _number(x: float) -> str:
+    return f"{x:g}"
+
+
+def build_trigger_authentication(
+    owner: Owner, spec: InferenceDeploymentSpec
+) -> dict[str, Any] | None:
+    ref = spec.autoscaling.prometheus.auth_secret_ref
+    if ref is None:
+        return None
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "TriggerAuthentication",
+        "metadata": owner.metadata(f"{owner.name}-prometheus", component="autoscaling"),
+        # A reference only: KEDA reads the Secret; its value never passes through us.
+        "spec": {
+            "secretTargetRef": [{"parameter": "bearerToken", "name": ref.name, "key": ref.key}]
+        },
+    }
+
+
+def build_scaled_object(owner: Owner, spec: InferenceDeploymentSpec) -> dict[str, Any]:
+    a = spec.autoscaling
+    q = queries(owner)
+    auth = a.prometheus.auth_secret_ref is not None
+
+    def trigger(name: str, threshold: float, activation: float) -> dict[str, Any]:
+        meta = {
+            "serverAddress": a.prometheus.url,
+            "query": q[name],
+            "threshold": _number(threshold),
+            "activationThreshold": _number(activation),
+            "ignoreNullValues": "true",
+        }
+        t: dict[str, Any] = {
+            "type": "prometheus",
+            "name": name,
+            "metricType": "AverageValue",
+            "metadata": meta,
+        }
+        if auth:
+            meta["authModes"] = "bearer"
+            t["authenticationRef"] = {"name": f"{owner.name}-prometheus"}
+        return t
+
+    # Any waiting request wakes a model at zero; KV and RPS say nothing at zero replicas.
+    triggers = [
+        trigger("queue", a.targets.queue_per_replica, 0),
+        trigger("kvCache", a.targets.kv_cache_utilization, 0),
+    ]
+    if a.targets.requests_per_second_per_replica is not None:
+        triggers.append(trigger("rps", a.targets.requests_per_second_per_replica, 0))
+    down = a.behavior.scale_down
+    idle = seconds(a.scale_to_zero.idle_after) if a.scale_to_zero else 300.0
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": owner.metadata(component="autoscaling"),
+        "spec": {
+            "scaleTargetRef": {
+                "apiVersion": owner.api_version,
+                "kind": owner.kind,
+                "name": owner.name,
+            },
+            "minReplicaCount": a.min_replicas,
+            "maxReplicaCount": a.max_replicas,
+            "pollingInterval": 15,
+            "cooldownPeriod": int(idle),
+            # Metrics unreachable three times in a row: keep what runs rather than shrink.
+            "fallback": {
+                "failureThreshold": 3,
+                "replicas": max(1, a.min_replicas),
+                "behavior": "currentReplicasIfHigher",
+            },
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "behavior": {
+                        "scaleUp": {
+                            "stabilizationWindowSeconds": 0,
+                            "selectPolicy": "Max",
+                            "policies": [
+                                {"type": "Percent", "value": 100, "periodSeconds": 15},
+                                {"type": "Pods", "value": 4, "periodSeconds": 15},
+                            ],
+                        },
+                        "scaleDown": {
+                            "stabilizationWindowSeconds": int(seconds(down.stabilization_window)),
+                            "selectPolicy": "Max",
+                            "policies": [
+                                {
+                                    "type": "Percent",
+                                    "value": max(1, math.ceil(down.max_percent)),
+                                    "periodSeconds": 60,
+                                },
+                                {"type": "Pods", "value": 1, "periodSeconds": 60},
+                            ],
+                        },
+                    }
+                }
+            },
+            "triggers": triggers,
+        },
+    }

@@ -1,0 +1,111 @@
+"""A Karpenter v1 NodePool for one InferenceDeployment (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inference_operator.api.durations import seconds
+from inference_operator.api.models import InferenceDeploymentSpec
+from inference_operator.builders.names import MANAGED_BY, Owner
+from inference_operator.builders.workload import device_resource, taint_key
+from inference_operator.capacity.catalogue import GPU_NAMES
+
+OWNER_NAMESPACE = "infer.dev/owner-namespace"
+OWNER_NAME = "infer.dev/owner-name"
+
+
+def nodepool_labels(owner: Owner) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        OWNER_NAMESPACE: owner.namespace,
+        OWNER_NAME: owner.name,
+    }
+
+
+def _instance_requirements(
+    spec: InferenceDeploymentSpec, planned_types: list[str]
+) -> list[dict[str, Any]]:
+    assert spec.node_pool is not None
+    hyperpod = spec.node_pool.node_class_ref.group.startswith("karpenter.sagemaker")
+
+    def itype(t: str) -> str:
+        return f"ml.{t}" if hyperpod and not t.startswith("ml.") else t
+
+    if planned_types:
+        return [
+            {
+                "key": "node.kubernetes.io/instance-type",
+                "operator": "In",
+                "values": sorted({itype(t) for t in planned_types}),
+            }
+        ]
+    by_key: dict[str, set[str]] = {}
+    for t in spec.accelerator.types:
+        if "." in t:
+            by_key.setdefault("node.kubernetes.io/instance-type", set()).add(itype(t))
+        elif hyperpod:
+            continue  # HyperPod nodes carry only well-known labels
+        elif t.lower() in GPU_NAMES:
+            by_key.setdefault("karpenter.k8s.aws/instance-gpu-name", set()).add(t.lower())
+        else:
+            by_key.setdefault("karpenter.k8s.aws/instance-family", set()).add(t.lower())
+    if not by_key and not hyperpod:
+        key = (
+            "karpenter.k8s.aws/instance-gpu-manufacturer"
+            if spec.accelerator.kind == "nvidia"
+            else "karpenter.k8s.aws/instance-accelerator-manufacturer"
+        )
+        by_key[key] = {"nvidia" if spec.accelerator.kind == "nvidia" else "aws"}
+    return [{"key": k, "operator": "In", "values": sorted(v)} for k, v in sorted(by_key.items())]
+
+
+def build_nodepool(
+    owner: Owner, spec: InferenceDeploymentSpec, planned_types: list[str] | None = None
+) -> dict[str, Any]:
+    pool = spec.node_pool
+    assert pool is not None
+    per = spec.accelerator.per_replica
+    replicas = spec.autoscaling.max_replicas if spec.autoscaling.enabled else spec.replicas
+    requirements: list[dict[str, Any]] = [
+        {
+            "key": "karpenter.sh/capacity-type",
+            "operator": "In",
+            "values": list(pool.capacity_types),
+        },
+        {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+        *_instance_requirements(spec, planned_types or []),
+    ]
+    if pool.zones:
+        requirements.append(
+            {"key": "topology.kubernetes.io/zone", "operator": "In", "values": list(pool.zones)}
+        )
+    grace = 600 + 15 + 60  # the pods' termination grace, preStop and a margin
+    return {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": owner.cluster_name, "labels": nodepool_labels(owner)},
+        "spec": {
+            "template": {
+                "metadata": {"labels": {OWNER_NAMESPACE: owner.namespace, OWNER_NAME: owner.name}},
+                "spec": {
+                    "nodeClassRef": {
+                        "group": pool.node_class_ref.group,
+                        "kind": pool.node_class_ref.kind,
+                        "name": pool.node_class_ref.name,
+                    },
+                    "requirements": requirements,
+                    "taints": [{"key": taint_key(spec), "value": "true", "effect": "NoSchedule"}],
+                    "expireAfter": "720h",
+                    "terminationGracePeriod": f"{grace}s",
+                },
+            },
+            # Consolidate only empty nodes, one at a time: a serving pod is never moved to save
+            # money, and a drifted or expiring node drains through the pods' preStop and grace.
+            "disruption": {
+                "consolidationPolicy": "WhenEmpty",
+                "consolidateAfter": f"{int(seconds('5m'))}s",
+                "budgets": [{"nodes": "1"}],
+            },
+            "limits": {device_resource(spec): str(max(1, replicas) * per)},
+        },
+    }

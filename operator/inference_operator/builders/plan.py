@@ -1,0 +1,63 @@
+"""Everything the operator wants to exist for one InferenceDeployment (pure).
+
+Karpenter's habit: plan first, then act. The handler applies `Desired.apply` and deletes what
+`Desired.absent` names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from inference_operator.api.models import InferenceDeploymentSpec
+from inference_operator.builders.autoscaling import (
+    build_scaled_object,
+    build_trigger_authentication,
+)
+from inference_operator.builders.names import Owner
+from inference_operator.builders.nodepool import build_nodepool
+from inference_operator.builders.workload import build_workload
+
+
+@dataclass(frozen=True)
+class Available:
+    """Which optional APIs the cluster serves."""
+
+    pod_monitor: bool = False
+    keda: bool = False
+    karpenter: bool = False
+
+
+@dataclass
+class Desired:
+    apply: list[dict[str, Any]] = field(default_factory=list)
+    # (apiVersion, kind, name, namespace) of objects we may have made and no longer want.
+    absent: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+
+
+def build_all(
+    owner: Owner,
+    spec: InferenceDeploymentSpec,
+    available: Available,
+    planned_types: list[str] | None = None,
+) -> Desired:
+    out = Desired(apply=build_workload(owner, spec, available.pod_monitor))
+    keda_objs: list[dict[str, Any]] = []
+    if spec.autoscaling.enabled and available.keda:
+        auth = build_trigger_authentication(owner, spec)
+        keda_objs = [*([auth] if auth else []), build_scaled_object(owner, spec)]
+    out.apply += keda_objs
+    if available.keda:
+        wanted = {(o["kind"], o["metadata"]["name"]) for o in keda_objs}
+        for kind, name in (
+            ("TriggerAuthentication", f"{owner.name}-prometheus"),
+            ("ScaledObject", owner.name),
+        ):
+            if (kind, name) not in wanted:
+                out.absent.append(("keda.sh/v1alpha1", kind, name, owner.namespace))
+    if available.karpenter:
+        if spec.node_pool is not None and spec.node_pool.create:
+            out.apply.append(build_nodepool(owner, spec, planned_types))
+        else:
+            out.absent.append(("karpenter.sh/v1", "NodePool", owner.cluster_name, None))
+    return out
