@@ -19,51 +19,92 @@ pytestmark = pytest.mark.integration
 LLAMA8 = {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct"}
 LLAMA70 = {"uri": "hf://meta-llama/Llama-3.1-70B-Instruct"}
 SPECS: dict[str, dict[str, Any]] = {
-    "nvidia-tp1-zero": {"model": LLAMA8, "accelerator": {"kind": "nvidia", "types": ["L40S"]},
-                        "autoscaling": {"minReplicas": 0, "scaleToZero": {"idleAfter": "10m"}},
-                        "nodePool": {"create": True}},
-    "nvidia-tp2": {"model": LLAMA70, "accelerator": {"kind": "nvidia", "perReplica": 2,
-                                                     "types": ["h200"]},
-                   "nodePool": {"create": True, "capacityTypes": ["on-demand"]}},
-    "nvidia-tp4-spot-first": {"model": LLAMA70, "accelerator": {"kind": "nvidia",
-                                                                "perReplica": 4},
-                              "nodePool": {"create": True, "capacityTypes": ["spot",
-                                                                             "on-demand"]}},
-    "nvidia-tp8-zones": {"model": {"uri": "s3://m/llama-3.1-405b", "dtype": "fp8"},
-                         "accelerator": {"kind": "nvidia", "perReplica": 8, "types": ["p5"]},
-                         "nodePool": {"create": True, "zones": ["us-east-1a", "us-east-1b"]}},
-    "spot-only": {"model": LLAMA8, "accelerator": {"kind": "nvidia", "types": ["g6e", "g5"]},
-                  "nodePool": {"create": True, "capacityTypes": ["spot"]}},
-    "unknown-model-families": {"model": {"uri": "pvc://w/custom"},
-                               "accelerator": {"kind": "nvidia", "types": ["g6e", "A10G"]},
-                               "nodePool": {"create": True}},
-    "neuron-inf2": {"model": {"uri": "hf://mistralai/Mistral-7B-v0.3"},
-                    "accelerator": {"kind": "neuron", "perReplica": 2, "types": ["inf2"]},
-                    "nodePool": {"create": True}},
-    "neuron-any": {"model": {"uri": "pvc://w/x", "parameters": "1B"},
-                   "accelerator": {"kind": "neuron", "perReplica": 8},
-                   "nodePool": {"create": True}},
-    "rps-target-and-auth": {"model": LLAMA8, "accelerator": {"kind": "nvidia"},
-                            "autoscaling": {"targets": {"requestsPerSecondPerReplica": 3.5},
-                                            "prometheus": {"url": "https://prom.example:9090",
-                                                           "authSecretRef": {"name": "prom",
-                                                                             "key": "token"}}}},
-    "slow-scale-down": {"model": LLAMA8, "accelerator": {"kind": "nvidia"},
-                        "autoscaling": {"minReplicas": 2, "maxReplicas": 40, "behavior": {
-                            "scaleDown": {"stabilizationWindow": "15m", "maxPercent": 10}}}},
-    "hyperpod": {"model": LLAMA8, "accelerator": {"kind": "nvidia", "types": ["g5.xlarge"]},
-                 "nodePool": {"create": True, "nodeClassRef": {
-                     "group": "karpenter.sagemaker.amazonaws.com", "kind": "HyperpodNodeClass",
-                     "name": "ig-1"}}},
-    "existing-pool-no-autoscaling": {"model": LLAMA8, "accelerator": {"kind": "nvidia"},
-                                     "autoscaling": {"enabled": False},
-                                     "nodePool": {"create": False, "name": "gpu"}},
+    "nvidia-tp1-zero": {
+        "model": LLAMA8,
+        "accelerator": {"kind": "nvidia", "types": ["L40S"]},
+        "autoscaling": {"minReplicas": 0, "scaleToZero": {"idleAfter": "10m"}},
+        "nodePool": {"create": True},
+    },
+    "nvidia-tp2": {
+        "model": LLAMA70,
+        "accelerator": {"kind": "nvidia", "perReplica": 2, "types": ["h200"]},
+        "nodePool": {"create": True, "capacityTypes": ["on-demand"]},
+    },
+    "nvidia-tp4-spot-first": {
+        "model": LLAMA70,
+        "accelerator": {"kind": "nvidia", "perReplica": 4},
+        "nodePool": {"create": True, "capacityTypes": ["spot", "on-demand"]},
+    },
+    "nvidia-tp8-zones": {
+        "model": {"uri": "s3://m/llama-3.1-405b", "dtype": "fp8"},
+        "accelerator": {"kind": "nvidia", "perReplica": 8, "types": ["p5"]},
+        "nodePool": {"create": True, "zones": ["us-east-1a", "us-east-1b"]},
+    },
+    "spot-only": {
+        "model": LLAMA8,
+        "accelerator": {"kind": "nvidia", "types": ["g6e", "g5"]},
+        "nodePool": {"create": True, "capacityTypes": ["spot"]},
+    },
+    "unknown-model-families": {
+        "model": {"uri": "pvc://w/custom"},
+        "accelerator": {"kind": "nvidia", "types": ["g6e", "A10G"]},
+        "nodePool": {"create": True},
+    },
+    "neuron-inf2": {
+        "model": {"uri": "hf://mistralai/Mistral-7B-v0.3"},
+        "accelerator": {"kind": "neuron", "perReplica": 2, "types": ["inf2"]},
+        "nodePool": {"create": True},
+    },
+    "neuron-any": {
+        "model": {"uri": "pvc://w/x", "parameters": "1B"},
+        "accelerator": {"kind": "neuron", "perReplica": 8},
+        "nodePool": {"create": True},
+    },
+    "rps-target-and-auth": {
+        "model": LLAMA8,
+        "accelerator": {"kind": "nvidia"},
+        "autoscaling": {
+            "targets": {"requestsPerSecondPerReplica": 3.5},
+            "prometheus": {
+                "url": "https://prom.example:9090",
+                "authSecretRef": {"name": "prom", "key": "token"},
+            },
+        },
+    },
+    "slow-scale-down": {
+        "model": LLAMA8,
+        "accelerator": {"kind": "nvidia"},
+        "autoscaling": {
+            "minReplicas": 2,
+            "maxReplicas": 40,
+            "behavior": {"scaleDown": {"stabilizationWindow": "15m", "maxPercent": 10}},
+        },
+    },
+    "hyperpod": {
+        "model": LLAMA8,
+        "accelerator": {"kind": "nvidia", "types": ["g5.xlarge"]},
+        "nodePool": {
+            "create": True,
+            "nodeClassRef": {
+                "group": "karpenter.sagemaker.amazonaws.com",
+                "kind": "HyperpodNodeClass",
+                "name": "ig-1",
+            },
+        },
+    },
+    "existing-pool-no-autoscaling": {
+        "model": LLAMA8,
+        "accelerator": {"kind": "nvidia"},
+        "autoscaling": {"enabled": False},
+        "nodePool": {"create": False, "name": "gpu"},
+    },
 }
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_every_emitted_object_is_accepted_by_the_upstream_crds(
-        cluster: Cluster, namespace: str, name: str) -> None:
+    cluster: Cluster, namespace: str, name: str
+) -> None:
     spec = InferenceDeploymentSpec.model_validate(SPECS[name])
     owner = Owner(name, namespace, "00000000-0000-0000-0000-000000000000")
     capacity, _ = assess(spec)
@@ -73,23 +114,33 @@ def test_every_emitted_object_is_accepted_by_the_upstream_crds(
     assert ("ScaledObject" in kinds) == spec.autoscaling.enabled
     assert ("NodePool" in kinds) == bool(spec.node_pool and spec.node_pool.create)
     for obj in desired.apply:
-        if obj["kind"] == "NodePool" and obj["spec"]["template"]["spec"]["nodeClassRef"][
-                "group"] != "karpenter.k8s.aws":
+        if (
+            obj["kind"] == "NodePool"
+            and obj["spec"]["template"]["spec"]["nodeClassRef"]["group"] != "karpenter.k8s.aws"
+        ):
             # The AWS variant's CEL refuses non-AWS node classes; HyperPod runs its own.
             continue
         meta = obj["metadata"]
         res = cluster.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-        res.server_side_apply(body=apply_body(obj), name=meta["name"],
-                              namespace=meta.get("namespace"), field_manager="tests",
-                              force_conflicts=True,
-                              query_params=[("fieldValidation", "Strict"), ("dryRun", "All")])
+        res.server_side_apply(
+            body=apply_body(obj),
+            name=meta["name"],
+            namespace=meta.get("namespace"),
+            field_manager="tests",
+            force_conflicts=True,
+            query_params=[("fieldValidation", "Strict"), ("dryRun", "All")],
+        )
 
 
 def test_operator_creates_updates_in_place_and_cleans_up(
-        cluster: Cluster, namespace: str, operator_running: object) -> None:
-    body = {"apiVersion": "infer.dev/v1alpha1", "kind": "InferenceDeployment",
-            "metadata": {"name": "pooled", "namespace": namespace},
-            "spec": {**SPECS["nvidia-tp1-zero"], "replicas": 0}}
+    cluster: Cluster, namespace: str, operator_running: object
+) -> None:
+    body = {
+        "apiVersion": "infer.dev/v1alpha1",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": "pooled", "namespace": namespace},
+        "spec": {**SPECS["nvidia-tp1-zero"], "replicas": 0},
+    }
     cluster.apply(body)
     pool_name = f"{namespace}-pooled"
     so = eventually(lambda: cluster.get("scaledobject", "pooled", namespace), what="ScaledObject")
@@ -103,16 +154,22 @@ def test_operator_creates_updates_in_place_and_cleans_up(
 
     def updated() -> bool:
         s, p = cluster.get("scaledobject", "pooled", namespace), cluster.get("nodepool", pool_name)
-        return bool(s and p and s["spec"]["maxReplicaCount"] == 6
-                    and p["spec"]["limits"]["nvidia.com/gpu"] == "6")
+        return bool(
+            s
+            and p
+            and s["spec"]["maxReplicaCount"] == 6
+            and p["spec"]["limits"]["nvidia.com/gpu"] == "6"
+        )
 
     eventually(updated, what="maxReplicas followed")
-    assert cluster.get("scaledobject", "pooled", namespace)["metadata"]["uid"] == \
-        so["metadata"]["uid"]  # type: ignore[index]
-    assert cluster.get("nodepool", pool_name)["metadata"]["uid"] == \
-        pool["metadata"]["uid"]  # type: ignore[index]
+    same_so = cluster.get("scaledobject", "pooled", namespace) or {}
+    same_pool = cluster.get("nodepool", pool_name) or {}
+    assert same_so["metadata"]["uid"] == so["metadata"]["uid"]
+    assert same_pool["metadata"]["uid"] == pool["metadata"]["uid"]
 
     cluster.kubectl("delete", "infd", "pooled", "-n", namespace, "--wait=true")
     eventually(lambda: cluster.get("nodepool", pool_name) is None, what="NodePool deleted")
-    eventually(lambda: cluster.get("scaledobject", "pooled", namespace) is None,
-               what="ScaledObject collected")
+    eventually(
+        lambda: cluster.get("scaledobject", "pooled", namespace) is None,
+        what="ScaledObject collected",
+    )
