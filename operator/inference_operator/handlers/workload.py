@@ -153,9 +153,9 @@ def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger)
                 kopf.warn(body, reason=c["reason"], message=c["message"])
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile")
-@kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile")
-@kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile", field="spec")
+@kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile", backoff=5)
+@kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile", backoff=5)
+@kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile", field="spec", backoff=5)
 def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
     reconcile_workload(body, patch, logger)
 

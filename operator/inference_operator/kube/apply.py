@@ -17,7 +17,7 @@ from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from inference_operator.builders.names import FIELD_MANAGER
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 
 @functools.cache
@@ -31,8 +31,7 @@ def api_client() -> client.ApiClient:
 
 @functools.cache
 def dynamic() -> DynamicClient:
-    with _lock:
-        return DynamicClient(api_client())
+    return DynamicClient(api_client())
 
 
 def contains(desired: Any, live: Any) -> bool:
@@ -66,8 +65,18 @@ def apply_body(obj: dict[str, Any]) -> str:
     return _NOT_YAML_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+_resources: dict[tuple[str, str], Any] = {}
+
+
 def resource(api_version: str, kind: str) -> Any:
-    return dynamic().resources.get(api_version=api_version, kind=kind)
+    # The client's discovery cache is not safe across threads (KeyError 'resources' when two
+    # handlers discover at once); kopf runs sync handlers in a thread pool.
+    with _lock:
+        found = _resources.get((api_version, kind))
+        if found is None:
+            found = dynamic().resources.get(api_version=api_version, kind=kind)
+            _resources[(api_version, kind)] = found
+        return found
 
 
 def has_kind(api_version: str, kind: str) -> bool:
