@@ -52,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from inference_operator.capacity import cli as plan_cli
 
     plan_cli.add_arguments(sub.add_parser("plan", help="plan accelerator memory for a model"))
+    from inference_operator.builders import render as render_cli
+
+    render_cli.add_arguments(sub.add_parser("render", help="print the objects for a YAML file"))
     args = parser.parse_args(argv)
     if args.command in (None, "run"):
         return _run(args)
@@ -59,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bench_cli.run(args)
     if args.command == "plan":
         return plan_cli.run(args)
+    if args.command == "render":
+        return render_cli.run(args)
     parser.error(f"unknown command {args.command!r}")
     return 2
 

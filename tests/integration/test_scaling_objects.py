@@ -3,9 +3,11 @@ its CEL rules), updated in place, and cleaned up with their owner."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from inference_operator.api.models import InferenceDeploymentSpec
 from inference_operator.builders.names import Owner
@@ -15,6 +17,7 @@ from inference_operator.kube.apply import apply_body
 from kubeharness import Cluster, eventually
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 LLAMA8 = {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct"}
 LLAMA70 = {"uri": "hf://meta-llama/Llama-3.1-70B-Instruct"}
@@ -172,4 +175,19 @@ def test_operator_creates_updates_in_place_and_cleans_up(
     eventually(
         lambda: cluster.get("scaledobject", "pooled", namespace) is None,
         what="ScaledObject collected",
+    )
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "examples" / "karpenter").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_example_node_classes_are_accepted(cluster: Cluster, path: Path) -> None:
+    obj = yaml.safe_load(path.read_text())
+    res = cluster.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+    res.server_side_apply(
+        body=apply_body(obj),
+        name=obj["metadata"]["name"],
+        field_manager="tests",
+        force_conflicts=True,
+        query_params=[("fieldValidation", "Strict"), ("dryRun", "All")],
     )

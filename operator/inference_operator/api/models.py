@@ -7,9 +7,9 @@ CEL `x-kubernetes-validations`) live here beside the fields they guard.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "infer.dev"
@@ -37,6 +37,21 @@ OWNED_FLAGS = (
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+# List items with their own limits (pydantic enforces them; the CRD gets them as `items`).
+Arg = Annotated[str, StringConstraints(max_length=1024, pattern=r"^[^\n\r\x00]*$")]
+AcceleratorType = Annotated[
+    str, StringConstraints(max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
+]
+Zone = Annotated[str, StringConstraints(max_length=32, pattern=r"^[a-z0-9-]+$")]
+
+MIN_LE_MAX = "minReplicas must be <= maxReplicas"
+ZERO_NEEDS_MIN_0 = "scaleToZero requires minReplicas: 0"
+OWNED_ARGS = "args may not set flags the operator owns: " + ", ".join(OWNED_FLAGS)
+NVIDIA_TP = "perReplica must be 1, 2, 4 or 8 for nvidia (tensor parallel size)"
+NEURON_TP = "perReplica must be 1, 2, 4, 8, 12, 16, 24 or 32 for neuron (NeuronCores)"
+POOL_NAME = "name is required when create is false"
 
 
 def cel(rule: str, message: str, **extra: str) -> dict[str, str]:
@@ -149,7 +164,7 @@ class EngineSpec(Base):
                 "!has(self.args) || self.args.all(a, "
                 + " && ".join(f"!a.startsWith('{f}')" for f in OWNED_FLAGS)
                 + ")",
-                "args may not set flags the operator owns: " + ", ".join(OWNED_FLAGS),
+                OWNED_ARGS,
                 fieldPath=".args",
                 reason="FieldValueForbidden",
             ),
@@ -163,20 +178,24 @@ class EngineSpec(Base):
         max_length=512,
         pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]*$",
     )
-    args: list[str] = Field(
+    args: list[Arg] = Field(
         default_factory=list,
         description="Extra `vllm serve` flags, passed as arguments (never "
         "through a shell). The operator owns the model, port, tensor-parallel size, dtype and "
         "max model length.",
         max_length=64,
-        json_schema_extra={
-            "items": {"type": "string", "maxLength": 1024, "pattern": "^[^\\n\\r\\x00]*$"}
-        },
     )
     env: list[EnvVar] = Field(
         default_factory=list, description="Extra environment variables.", max_length=64
     )
     resources: Resources | None = Field(None, description="CPU and memory per replica.")
+
+    # The same rules as the CRD's CEL, for `render` and for objects that bypassed admission.
+    @model_validator(mode="after")
+    def _owned_flags(self) -> EngineSpec:
+        if any(a.startswith(OWNED_FLAGS) for a in self.args):
+            raise ValueError(OWNED_ARGS)
+        return self
 
 
 class AcceleratorSpec(Base):
@@ -186,12 +205,12 @@ class AcceleratorSpec(Base):
         json_schema_extra=validations(
             cel(
                 "self.kind != 'nvidia' || self.perReplica in [1, 2, 4, 8]",
-                "perReplica must be 1, 2, 4 or 8 for nvidia (tensor parallel size)",
+                NVIDIA_TP,
                 fieldPath=".perReplica",
             ),
             cel(
                 "self.kind != 'neuron' || self.perReplica in [1, 2, 4, 8, 12, 16, 24, 32]",
-                "perReplica must be 1, 2, 4, 8, 12, 16, 24 or 32 for neuron (NeuronCores)",
+                NEURON_TP,
                 fieldPath=".perReplica",
             ),
         )
@@ -209,16 +228,21 @@ class AcceleratorSpec(Base):
         ge=1,
         le=32,
     )
-    types: list[str] = Field(
+    types: list[AcceleratorType] = Field(
         default_factory=list,
         description="Accepted accelerators or instance families in order "
         "of preference: GPU names (H100, L40S, A10G), families (p5, g6e, inf2) or instance types "
         "(g6e.xlarge).",
         max_length=16,
-        json_schema_extra={
-            "items": {"type": "string", "maxLength": 32, "pattern": "^[A-Za-z0-9][A-Za-z0-9.-]*$"}
-        },
     )
+
+    @model_validator(mode="after")
+    def _tensor_parallel(self) -> AcceleratorSpec:
+        if self.kind == "nvidia" and self.per_replica not in (1, 2, 4, 8):
+            raise ValueError(NVIDIA_TP)
+        if self.kind == "neuron" and self.per_replica not in (1, 2, 4, 8, 12, 16, 24, 32):
+            raise ValueError(NEURON_TP)
+        return self
 
 
 class Targets(Base):
@@ -341,12 +365,12 @@ class AutoscalingSpec(Base):
         json_schema_extra=validations(
             cel(
                 "self.minReplicas <= self.maxReplicas",
-                "minReplicas must be <= maxReplicas",
+                MIN_LE_MAX,
                 fieldPath=".minReplicas",
             ),
             cel(
                 "!has(self.scaleToZero) || self.minReplicas == 0",
-                "scaleToZero requires minReplicas: 0",
+                ZERO_NEEDS_MIN_0,
                 fieldPath=".scaleToZero",
             ),
         )
@@ -373,6 +397,14 @@ class AutoscalingSpec(Base):
     prometheus: PrometheusSpec = Field(
         default_factory=PrometheusSpec, description="Where the metrics are."
     )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(MIN_LE_MAX)
+        if self.scale_to_zero is not None and self.min_replicas != 0:
+            raise ValueError(ZERO_NEEDS_MIN_0)
+        return self
 
 
 class NodeClassRef(Base):
@@ -402,7 +434,7 @@ class NodePoolSpec(Base):
         json_schema_extra=validations(
             cel(
                 "self.create || has(self.name)",
-                "name is required when create is false",
+                POOL_NAME,
                 fieldPath=".name",
             ),
             cel(
@@ -437,15 +469,27 @@ class NodePoolSpec(Base):
         min_length=1,
         max_length=3,
     )
-    zones: list[str] = Field(
+    zones: list[Zone] = Field(
         default_factory=list,
         description="Availability zones; empty means any.",
         max_length=16,
-        json_schema_extra={"items": {"type": "string", "maxLength": 32, "pattern": "^[a-z0-9-]+$"}},
     )
     node_class_ref: NodeClassRef = Field(
         default_factory=NodeClassRef, description="Node class for the NodePool."
     )
+
+    @model_validator(mode="after")
+    def _pool(self) -> NodePoolSpec:
+        if not self.create and self.name is None:
+            raise ValueError(POOL_NAME)
+        if (self.node_class_ref.group == "karpenter.k8s.aws") != (
+            self.node_class_ref.kind == "EC2NodeClass"
+        ):
+            raise ValueError(
+                "nodeClassRef.kind must be EC2NodeClass for group karpenter.k8s.aws "
+                "and HyperpodNodeClass for karpenter.sagemaker.amazonaws.com"
+            )
+        return self
 
 
 class InferenceDeploymentSpec(Base):

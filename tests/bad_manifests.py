@@ -1,0 +1,163 @@
+"""Invalid InferenceDeployment specs, each with the field the API server must name: shared by the
+admission tests (real API server) and the render tests (no cluster)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+GOOD: dict[str, Any] = {
+    "model": {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct"},
+    "accelerator": {"kind": "nvidia", "perReplica": 1},
+}
+
+
+def with_(path: str, value: Any, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    spec = copy.deepcopy(base or GOOD)
+    node = spec
+    *parents, leaf = path.split(".")
+    for p in parents:
+        node = node.setdefault(p, {})
+    if value is _DELETE:
+        node.pop(leaf)
+    else:
+        node[leaf] = value
+    return spec
+
+
+_DELETE = object()
+
+BAD = [
+    (
+        with_("autoscaling", {"minReplicas": 5, "maxReplicas": 2}),
+        "spec.autoscaling.minReplicas: Invalid value",
+        "minReplicas must be <= maxReplicas",
+    ),
+    (
+        with_("autoscaling.targets", {"queuePerReplica": 0}),
+        "spec.autoscaling.targets.queuePerReplica",
+        "should be greater than 0",
+    ),
+    (
+        with_("autoscaling.targets", {"kvCacheUtilization": 1.5}),
+        "spec.autoscaling.targets.kvCacheUtilization",
+        "less than or equal to 1",
+    ),
+    (
+        with_("autoscaling.targets", {"kvCacheUtilization": -0.1}),
+        "spec.autoscaling.targets.kvCacheUtilization",
+        "greater than 0",
+    ),
+    (
+        with_("autoscaling.targets", {"requestsPerSecondPerReplica": 0}),
+        "spec.autoscaling.targets.requestsPerSecondPerReplica",
+        "greater than 0",
+    ),
+    (
+        with_("accelerator.kind", "tpu"),
+        'spec.accelerator.kind: Unsupported value: "tpu"',
+        '"nvidia", "neuron"',
+    ),
+    (
+        with_("accelerator.perReplica", 3),
+        "spec.accelerator.perReplica",
+        "perReplica must be 1, 2, 4 or 8 for nvidia",
+    ),
+    (
+        with_("accelerator.perReplica", 0),
+        "spec.accelerator.perReplica",
+        "greater than or equal to 1",
+    ),
+    (
+        with_("accelerator.perReplica", 64),
+        "spec.accelerator.perReplica",
+        "less than or equal to 32",
+    ),
+    (
+        with_("accelerator", {"kind": "neuron", "perReplica": 3}),
+        "spec.accelerator.perReplica",
+        "1, 2, 4, 8, 12, 16, 24 or 32 for neuron",
+    ),
+    (with_("accelerator.types", ["H100; rm -rf /"]), "spec.accelerator.types[0]", "should match"),
+    (with_("model.uri", "ftp://example/model"), "spec.model.uri", "should match"),
+    (with_("model", _DELETE), "spec.model: Required value", ""),
+    (with_("accelerator", _DELETE), "spec.accelerator: Required value", ""),
+    (with_("model.dtype", "fp4"), 'spec.model.dtype: Unsupported value: "fp4"', "bfloat16"),
+    (with_("model.maxModelLen", 10), "spec.model.maxModelLen", "greater than or equal to 128"),
+    (
+        with_("engine.args", ["--port=9000"]),
+        "spec.engine.args",
+        "args may not set flags the operator owns",
+    ),
+    (with_("engine.args", ["--max-num-seqs 8\n--port 1"]), "spec.engine.args[0]", "should match"),
+    (
+        with_("engine.env", [{"name": "1BAD", "value": "x"}]),
+        "spec.engine.env[0].name",
+        "should match",
+    ),
+    (with_("replicas", -1), "spec.replicas", "greater than or equal to 0"),
+    (with_("replicas", 100000), "spec.replicas", "less than or equal to 1000"),
+    (with_("replicas", "two"), ".spec.replicas: expected numeric", ""),
+    (with_("surprise", True), ".spec.surprise: field not declared in schema", ""),
+    (
+        with_("autoscaling", {"minReplicas": 1, "scaleToZero": {"idleAfter": "5m"}}),
+        "spec.autoscaling.scaleToZero",
+        "scaleToZero requires minReplicas: 0",
+    ),
+    (
+        with_("autoscaling.schedules", [{"cron": "nope", "minReplicas": 2, "duration": "1h"}]),
+        "spec.autoscaling.schedules[0].cron",
+        "",
+    ),
+    (
+        with_(
+            "autoscaling.schedules",
+            [{"cron": "0 8 * * 1-5", "minReplicas": 2, "duration": "10 hours"}],
+        ),
+        "spec.autoscaling.schedules[0].duration",
+        "should match",
+    ),
+    (
+        with_("autoscaling.behavior", {"scaleDown": {"stabilizationWindow": "5 minutes"}}),
+        "spec.autoscaling.behavior.scaleDown.stabilizationWindow",
+        "should match",
+    ),
+    (
+        with_("nodePool", {"create": False}),
+        "spec.nodePool.name",
+        "name is required when create is false",
+    ),
+    (
+        with_(
+            "nodePool",
+            {
+                "create": True,
+                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "HyperpodNodeClass"},
+            },
+        ),
+        "spec.nodePool.nodeClassRef.kind",
+        "must be EC2NodeClass",
+    ),
+    (
+        with_("nodePool", {"create": True, "capacityTypes": ["cheap"]}),
+        'spec.nodePool.capacityTypes[0]: Unsupported value: "cheap"',
+        "spot",
+    ),
+    (
+        with_("nodePool", {"create": True, "zones": ["US-EAST-1A"]}),
+        "spec.nodePool.zones[0]",
+        "should match",
+    ),
+    (
+        with_("model.tokenSecretRef", {"name": "Bad_Name", "key": "token"}),
+        "spec.model.tokenSecretRef.name",
+        "should match",
+    ),
+    (with_("model.servedName", "x" * 64), "spec.model.servedName", "may not be more than 63"),
+    (
+        with_("autoscaling.prometheus", {"url": "not a url"}),
+        "spec.autoscaling.prometheus.url",
+        "should match",
+    ),
+    (with_("engine.image", "vllm image:latest"), "spec.engine.image", "should match"),
+]
