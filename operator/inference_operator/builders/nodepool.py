@@ -8,7 +8,7 @@ from inference_operator.api.durations import seconds
 from inference_operator.api.models import InferenceDeploymentSpec
 from inference_operator.builders.names import MANAGED_BY, Owner
 from inference_operator.builders.workload import device_resource, taint_key
-from inference_operator.capacity.catalogue import GPU_NAMES
+from inference_operator.capacity.catalogue import BY_NAME, GPU_NAMES
 
 OWNER_NAMESPACE = "infer.dev/owner-namespace"
 OWNER_NAME = "infer.dev/owner-name"
@@ -59,12 +59,23 @@ def _instance_requirements(
     return [{"key": k, "operator": "In", "values": sorted(v)} for k, v in sorted(by_key.items())]
 
 
+def _limits(spec: InferenceDeploymentSpec, replicas: int, planned: list[str]) -> dict[str, str]:
+    """Devices for `replicas` replicas, and CPU and memory for one node of the largest planned
+    type per replica (the worst case: a replica alone on its node)."""
+    n = max(1, replicas)
+    limits = {device_resource(spec): str(n * spec.accelerator.per_replica)}
+    shapes = [BY_NAME[t] for t in planned if t in BY_NAME]
+    if shapes:
+        limits["cpu"] = str(n * max(i.vcpu for i in shapes))
+        limits["memory"] = f"{n * max(i.memory_gib for i in shapes)}Gi"
+    return limits
+
+
 def build_nodepool(
     owner: Owner, spec: InferenceDeploymentSpec, planned_types: list[str] | None = None
 ) -> dict[str, Any]:
     pool = spec.node_pool
     assert pool is not None
-    per = spec.accelerator.per_replica
     replicas = spec.autoscaling.max_replicas if spec.autoscaling.enabled else spec.replicas
     requirements: list[dict[str, Any]] = [
         {
@@ -106,6 +117,6 @@ def build_nodepool(
                 "consolidateAfter": f"{int(seconds('5m'))}s",
                 "budgets": [{"nodes": "1"}],
             },
-            "limits": {device_resource(spec): str(max(1, replicas) * per)},
+            "limits": _limits(spec, replicas, planned_types or []),
         },
     }

@@ -64,43 +64,47 @@ class Instance:
     kind: str  # nvidia | neuron
     devices: int  # GPUs, or NeuronCores for neuron
     memory_gib_per_device: float  # per GPU, or per NeuronCore
+    vcpu: int = 0
+    memory_gib: int = 0
 
 
-def _gpu(name: str, gpu: str, count: int, mem: float) -> Instance:
-    return Instance(name, name.split(".")[0], gpu, "nvidia", count, mem)
+def _gpu(name: str, gpu: str, count: int, mem: float, vcpu: int, ram: int) -> Instance:
+    return Instance(name, name.split(".")[0], gpu, "nvidia", count, mem, vcpu, ram)
 
 
-def _neuron(name: str, chip: str, cores: int, mem_per_core: float) -> Instance:
-    return Instance(name, name.split(".")[0], chip, "neuron", cores, mem_per_core)
+def _neuron(name: str, chip: str, cores: int, mem_per_core: float, vcpu: int, ram: int) -> Instance:
+    return Instance(name, name.split(".")[0], chip, "neuron", cores, mem_per_core, vcpu, ram)
 
 
 INSTANCES = [
-    _gpu("p5.48xlarge", "h100", 8, 80),
-    _gpu("p5e.48xlarge", "h200", 8, 141),
-    _gpu("p5en.48xlarge", "h200", 8, 141),
-    _gpu("p4d.24xlarge", "a100", 8, 40),
-    _gpu("p4de.24xlarge", "a100", 8, 80),
-    _gpu("g6e.xlarge", "l40s", 1, 48),
-    _gpu("g6e.2xlarge", "l40s", 1, 48),
-    _gpu("g6e.12xlarge", "l40s", 4, 48),
-    _gpu("g6e.24xlarge", "l40s", 4, 48),
-    _gpu("g6e.48xlarge", "l40s", 8, 48),
-    _gpu("g6.xlarge", "l4", 1, 24),
-    _gpu("g6.12xlarge", "l4", 4, 24),
-    _gpu("g6.48xlarge", "l4", 8, 24),
-    _gpu("g5.xlarge", "a10g", 1, 24),
-    _gpu("g5.2xlarge", "a10g", 1, 24),
-    _gpu("g5.12xlarge", "a10g", 4, 24),
-    _gpu("g5.48xlarge", "a10g", 8, 24),
+    _gpu("p5.48xlarge", "h100", 8, 80, 192, 2048),
+    _gpu("p5e.48xlarge", "h200", 8, 141, 192, 2048),
+    _gpu("p5en.48xlarge", "h200", 8, 141, 192, 2048),
+    _gpu("p4d.24xlarge", "a100", 8, 40, 96, 1152),
+    _gpu("p4de.24xlarge", "a100", 8, 80, 96, 1152),
+    _gpu("g6e.xlarge", "l40s", 1, 48, 4, 32),
+    _gpu("g6e.2xlarge", "l40s", 1, 48, 8, 64),
+    _gpu("g6e.12xlarge", "l40s", 4, 48, 48, 384),
+    _gpu("g6e.24xlarge", "l40s", 4, 48, 96, 768),
+    _gpu("g6e.48xlarge", "l40s", 8, 48, 192, 1536),
+    _gpu("g6.xlarge", "l4", 1, 24, 4, 16),
+    _gpu("g6.12xlarge", "l4", 4, 24, 48, 192),
+    _gpu("g6.48xlarge", "l4", 8, 24, 192, 768),
+    _gpu("g5.xlarge", "a10g", 1, 24, 4, 16),
+    _gpu("g5.2xlarge", "a10g", 1, 24, 8, 32),
+    _gpu("g5.12xlarge", "a10g", 4, 24, 48, 192),
+    _gpu("g5.48xlarge", "a10g", 8, 24, 192, 768),
     # Inferentia2: 32 GB and 2 NeuronCores per chip. Trainium: 32 GB / 2 cores (trn1), 96 GB /
     # 8 physical cores (trn2).
-    _neuron("inf2.xlarge", "inferentia2", 2, 16),
-    _neuron("inf2.8xlarge", "inferentia2", 2, 16),
-    _neuron("inf2.24xlarge", "inferentia2", 12, 16),
-    _neuron("inf2.48xlarge", "inferentia2", 24, 16),
-    _neuron("trn1.2xlarge", "trainium", 2, 16),
-    _neuron("trn1.32xlarge", "trainium", 32, 16),
-    _neuron("trn2.48xlarge", "trainium2", 128, 12),
+    _neuron("inf2.xlarge", "inferentia2", 2, 16, 4, 16),
+    _neuron("inf2.8xlarge", "inferentia2", 2, 16, 32, 128),
+    _neuron("inf2.24xlarge", "inferentia2", 12, 16, 96, 384),
+    _neuron("inf2.48xlarge", "inferentia2", 24, 16, 192, 768),
+    _neuron("trn1.2xlarge", "trainium", 2, 16, 8, 32),
+    _neuron("trn1.32xlarge", "trainium", 32, 16, 128, 512),
+    _neuron("trn2.48xlarge", "trainium2", 128, 12, 192, 2048),
 ]
+
+BY_NAME = {i.name: i for i in INSTANCES}
 
 GPU_NAMES = frozenset(i.accelerator for i in INSTANCES if i.kind == "nvidia") | {"t4", "b200"}
