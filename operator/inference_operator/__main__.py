@@ -1,6 +1,8 @@
 """Command line: `python -m inference_operator <command>`.
 
 run      run the operator against the cluster in KUBECONFIG (or in-cluster config)
+render   print every object the operator would create for InferenceDeployments in a file
+plan     plan accelerator memory and tensor parallelism for a model
 bench    replay a request trace through scaling policies on the fleet simulator
 """
 
@@ -12,10 +14,6 @@ from collections.abc import Sequence
 
 
 def _run(args: argparse.Namespace) -> int:
-    import kopf
-
-    from inference_operator import handlers  # noqa: F401  (registers the handlers)
-    from inference_operator.logs import configure_logging
     from inference_operator.settings import SettingsError, load_settings
 
     try:
@@ -23,6 +21,12 @@ def _run(args: argparse.Namespace) -> int:
     except SettingsError as e:
         print(e, file=sys.stderr)
         return 2
+    # Only now: importing the handlers reads the settings too.
+    import kopf
+
+    from inference_operator import handlers  # noqa: F401  (registers the handlers)
+    from inference_operator.logs import configure_logging
+
     configure_logging(settings.log_format, settings.log_level)
     liveness = (
         f"http://{settings.bind_host}:{settings.health_port}/healthz"
