@@ -4,6 +4,7 @@ run      run the operator against the cluster in KUBECONFIG (or in-cluster confi
 render   print every object the operator would create for InferenceDeployments in a file
 plan     plan accelerator memory and tensor parallelism for a model
 bench    replay a request trace through scaling policies on the fleet simulator
+loadtest measure the request rate one replica sustains within a latency SLO
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from inference_operator.builders import render as render_cli
 
     render_cli.add_arguments(sub.add_parser("render", help="print the objects for a YAML file"))
+    from inference_operator.loadtest import run as loadtest_cli
+
+    loadtest_cli.add_arguments(sub.add_parser("loadtest", help="measure what one replica sustains"))
     args = parser.parse_args(argv)
     if args.command in (None, "run"):
         return _run(args)
@@ -68,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return plan_cli.run(args)
     if args.command == "render":
         return render_cli.run(args)
+    if args.command == "loadtest":
+        return loadtest_cli.run(args)
     parser.error(f"unknown command {args.command!r}")
     return 2
 
