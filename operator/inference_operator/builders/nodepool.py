@@ -7,8 +7,14 @@ from typing import Any
 from inference_operator.api.durations import seconds
 from inference_operator.api.models import InferenceDeploymentSpec
 from inference_operator.builders.names import MANAGED_BY, Owner
+from inference_operator.builders.placement import (
+    INSTANCE_TYPE,
+    instance_type,
+    is_hyperpod,
+    type_label,
+)
 from inference_operator.builders.workload import device_resource, taint_key
-from inference_operator.capacity.catalogue import BY_NAME, GPU_NAMES
+from inference_operator.capacity.catalogue import BY_NAME
 
 OWNER_NAMESPACE = "infer.dev/owner-namespace"
 OWNER_NAME = "infer.dev/owner-name"
@@ -25,30 +31,15 @@ def nodepool_labels(owner: Owner) -> dict[str, str]:
 def _instance_requirements(
     spec: InferenceDeploymentSpec, planned_types: list[str]
 ) -> list[dict[str, Any]]:
-    assert spec.node_pool is not None
-    hyperpod = spec.node_pool.node_class_ref.group.startswith("karpenter.sagemaker")
-
-    def itype(t: str) -> str:
-        return f"ml.{t}" if hyperpod and not t.startswith("ml.") else t
-
+    hyperpod = is_hyperpod(spec)
     if planned_types:
-        return [
-            {
-                "key": "node.kubernetes.io/instance-type",
-                "operator": "In",
-                "values": sorted({itype(t) for t in planned_types}),
-            }
-        ]
+        values = sorted({instance_type(t, hyperpod) for t in planned_types})
+        return [{"key": INSTANCE_TYPE, "operator": "In", "values": values}]
     by_key: dict[str, set[str]] = {}
     for t in spec.accelerator.types:
-        if "." in t:
-            by_key.setdefault("node.kubernetes.io/instance-type", set()).add(itype(t))
-        elif hyperpod:
-            continue  # HyperPod nodes carry only well-known labels
-        elif t.lower() in GPU_NAMES:
-            by_key.setdefault("karpenter.k8s.aws/instance-gpu-name", set()).add(t.lower())
-        else:
-            by_key.setdefault("karpenter.k8s.aws/instance-family", set()).add(t.lower())
+        label = type_label(t, hyperpod)
+        if label is not None:
+            by_key.setdefault(label[0], set()).add(label[1])
     if not by_key and not hyperpod:
         key = (
             "karpenter.k8s.aws/instance-gpu-manufacturer"

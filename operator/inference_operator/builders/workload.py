@@ -11,7 +11,7 @@ from inference_operator.api.models import (
     InferenceDeploymentSpec,
 )
 from inference_operator.builders.names import PORT, Owner
-from inference_operator.capacity.catalogue import GPU_NAMES
+from inference_operator.builders.placement import is_hyperpod, type_label
 
 # Generous: weights of a 70B model over a slow link plus compile and CUDA-graph capture.
 STARTUP_BUDGET_SECONDS = 1800
@@ -78,23 +78,14 @@ def vllm_args(owner: Owner, spec: InferenceDeploymentSpec) -> list[str]:
 
 def _node_affinity(spec: InferenceDeploymentSpec) -> dict[str, Any] | None:
     """Accelerator types as node affinity: required = any of them, preferred = in list order."""
-    hyperpod = spec.node_pool is not None and spec.node_pool.node_class_ref.group.startswith(
-        "karpenter.sagemaker"
-    )
+    hyperpod = is_hyperpod(spec)
     by_key: dict[str, list[str]] = {}
     preferred = []
     for i, t in enumerate(spec.accelerator.types):
-        if "." in t:
-            key, value = (
-                "node.kubernetes.io/instance-type",
-                (f"ml.{t}" if hyperpod and not t.startswith("ml.") else t),
-            )
-        elif t.lower() in GPU_NAMES:
-            key, value = "karpenter.k8s.aws/instance-gpu-name", t.lower()
-        else:
-            key, value = "karpenter.k8s.aws/instance-family", t.lower()
-        if hyperpod and key != "node.kubernetes.io/instance-type":
-            continue  # HyperPod nodes carry only the well-known labels
+        label = type_label(t, hyperpod)
+        if label is None:
+            continue
+        key, value = label
         by_key.setdefault(key, []).append(value)
         preferred.append(
             {
