@@ -222,13 +222,6 @@ class LocalCluster:
         if not os.environ.get("INFOP_KEEP_STATE"):
             shutil.rmtree(self.state, ignore_errors=True)
 
-    def restart_apiserver(self) -> None:
-        """Stop and start kube-apiserver on the same port and etcd (for fault tests)."""
-        proc = self.procs.pop("kube-apiserver")
-        proc.terminate()
-        proc.wait(timeout=30)
-        self._start_apiserver()
-
     # --- pieces ----------------------------------------------------------------------------
     def _run(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.state / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import threading
+import time
 from typing import Any
 
 from kubernetes import client, config
@@ -79,10 +80,20 @@ def resource(api_version: str, kind: str) -> Any:
         return found
 
 
+# A miss makes the client rediscover every API group (tens of requests), so a kind that is not
+# served (KEDA or Karpenter not installed) is remembered as missing for a while.
+MISSING_KIND_TTL_SECONDS = 60.0
+_missing: dict[tuple[str, str], float] = {}
+
+
 def has_kind(api_version: str, kind: str) -> bool:
+    key = (api_version, kind)
+    if time.monotonic() < _missing.get(key, 0.0):
+        return False
     try:
         resource(api_version, kind)
     except ResourceNotFoundError:
+        _missing[key] = time.monotonic() + MISSING_KIND_TTL_SECONDS
         return False
     return True
 

@@ -10,21 +10,6 @@ from croniter import croniter
 from inference_operator.scaling.model import Schedule
 
 
-def validate_schedule(schedule: Schedule) -> None:
-    if not croniter.is_valid(schedule.cron):
-        raise ValueError(
-            f"schedules.cron: {schedule.cron!r} is not a valid 5-field cron expression"
-        )
-    try:
-        ZoneInfo(schedule.timezone)
-    except (KeyError, ValueError):
-        raise ValueError(
-            f"schedules.timezone: {schedule.timezone!r} is not an IANA time zone"
-        ) from None
-    if schedule.duration_seconds <= 0:
-        raise ValueError(f"schedules.duration: {schedule.duration_seconds!r} must be > 0")
-
-
 def schedule_active(schedule: Schedule, now: float, lead_seconds: float = 0.0) -> bool:
     """True while a fire time t satisfies t - lead <= now < t + duration.
 
