@@ -54,10 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from inference_operator.bench import cli as bench_cli
 
     bench_cli.add_arguments(sub.add_parser("bench", help="replay a trace through scaling policies"))
-    from inference_operator.capacity import cli as plan_cli
+    from inference_operator.commands import plan as plan_cli
 
     plan_cli.add_arguments(sub.add_parser("plan", help="plan accelerator memory for a model"))
-    from inference_operator.builders import render as render_cli
+    from inference_operator.commands import render as render_cli
 
     render_cli.add_arguments(sub.add_parser("render", help="print the objects for a YAML file"))
     from inference_operator.loadtest import run as loadtest_cli

@@ -19,6 +19,7 @@ from inference_operator.api.conditions import (
     set_conditions,
     workload_conditions,
 )
+from inference_operator.api.errors import spec_errors
 from inference_operator.api.models import GROUP, PLURAL, VERSION, InferenceDeploymentSpec
 from inference_operator.builders.names import OWNER_LABEL, Owner
 from inference_operator.builders.nodepool import OWNER_NAME, OWNER_NAMESPACE
@@ -34,13 +35,6 @@ PENDING_THRESHOLD_SECONDS = SETTINGS.pending_threshold_seconds
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _validation_message(e: ValidationError) -> str:
-    return "; ".join(
-        f"spec.{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
-        for err in e.errors()
-    )
 
 
 def _unschedulable(owner: Owner, now: dt.datetime) -> str | None:
@@ -81,7 +75,7 @@ def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger)
         spec = InferenceDeploymentSpec.model_validate(dict(body.spec))
     except ValidationError as e:
         # The CRD schema should have refused this; if it got through, say so and wait.
-        message = _validation_message(e)
+        message = "; ".join(spec_errors(e))
         conds = set_conditions(
             list(status.get("conditions") or []),
             workload_conditions(WorkloadView(0, 0, 0, 0, invalid=message)),

@@ -1,0 +1,1 @@
+"""Command-line front ends: argument parsing, files and printing, around the pure rooms."""
