@@ -5,6 +5,7 @@ render   print every object the operator would create for InferenceDeployments i
 plan     plan accelerator memory and tensor parallelism for a model
 bench    replay a request trace through scaling policies on the fleet simulator
 loadtest measure the request rate one replica sustains within a latency SLO
+gateway  serve the OpenAI-compatible gateway in front of the models
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from inference_operator.loadtest import run as loadtest_cli
 
     loadtest_cli.add_arguments(sub.add_parser("loadtest", help="measure what one replica sustains"))
+    from inference_operator.gateway import run as gateway_cli
+
+    gateway_cli.add_arguments(sub.add_parser("gateway", help="serve the gateway"))
     args = parser.parse_args(argv)
     if args.command in (None, "run"):
         return _run(args)
@@ -72,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return plan_cli.run(args)
     if args.command == "render":
         return render_cli.run(args)
+    if args.command == "gateway":
+        return gateway_cli.run(args)
     if args.command == "loadtest":
         return loadtest_cli.run(args)
     parser.error(f"unknown command {args.command!r}")

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
+
 
 class Settings(BaseModel):
     """Everything the operator process can be told from outside; env var INFOP_<FIELD>."""
@@ -21,6 +23,26 @@ class Settings(BaseModel):
     resync_seconds: float = Field(60.0, gt=0, description="Period of the drift-restoring pass.")
     pending_threshold_seconds: float = Field(
         120.0, gt=0, description="Pods unschedulable this long make Degraded=InsufficientCapacity."
+    )
+    autoscale_seconds: float = Field(
+        15.0, gt=0, le=300, description="Period of the recommender per InferenceDeployment."
+    )
+    scaler_port: int = Field(
+        6000, ge=0, le=65535, description="KEDA external scaler gRPC port; 0 off."
+    )
+    scaler_address: str | None = Field(
+        None,
+        description="host:port at which KEDA reaches the scaler (the operator's Service); "
+        "unset: ScaledObjects use Prometheus triggers only.",
+        pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$",
+    )
+    prometheus_url: str = Field(
+        DEFAULT_PROMETHEUS_URL,
+        description="Prometheus for InferenceDeployments that do not name one.",
+        pattern=r"^https?://[^\s]+$",
+    )
+    prometheus_token_file: str | None = Field(
+        None, description="File with a bearer token for Prometheus (re-read on every query)."
     )
     bind_host: str = Field("0.0.0.0", description="Address the metrics and health ports bind.")
     metrics_port: int = Field(8080, ge=0, le=65535, description="Operator /metrics port; 0 off.")

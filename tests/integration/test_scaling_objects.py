@@ -28,6 +28,15 @@ SPECS: dict[str, dict[str, Any]] = {
         "autoscaling": {"minReplicas": 0, "scaleToZero": {"idleAfter": "10m"}},
         "nodePool": {"create": True},
     },
+    "fallback-triggers-with-auth": {
+        "model": LLAMA8,
+        "accelerator": {"kind": "nvidia"},
+        "autoscaling": {
+            "prometheusTriggers": True,
+            "prometheus": {"authSecretRef": {"name": "prom-token", "key": "token"}},
+            "targets": {"requestsPerSecondPerReplica": 2.5},
+        },
+    },
     "nvidia-tp2": {
         "model": LLAMA70,
         "accelerator": {"kind": "nvidia", "perReplica": 2, "types": ["h200"]},
@@ -111,12 +120,16 @@ def test_every_emitted_object_is_accepted_by_the_upstream_crds(
     spec = InferenceDeploymentSpec.model_validate(SPECS[name])
     owner = Owner(name, namespace, "00000000-0000-0000-0000-000000000000")
     capacity, _ = assess(spec)
-    everything = Available(pod_monitor=True, keda=True, karpenter=True)
-    desired = build_all(owner, spec, everything, capacity.get("instanceTypes") or None)
-    kinds = {o["kind"] for o in desired.apply}
-    assert ("ScaledObject" in kinds) == spec.autoscaling.enabled
-    assert ("NodePool" in kinds) == bool(spec.node_pool and spec.node_pool.create)
-    for obj in desired.apply:
+    objects: list[dict[str, Any]] = []
+    # Prometheus triggers only, and the operator's external scaler (with and without them).
+    for scaler in (None, "inference-operator.inference-system.svc:6000"):
+        everything = Available(pod_monitor=True, keda=True, karpenter=True, scaler_address=scaler)
+        desired = build_all(owner, spec, everything, capacity.get("instanceTypes") or None)
+        kinds = {o["kind"] for o in desired.apply}
+        assert ("ScaledObject" in kinds) == spec.autoscaling.enabled
+        assert ("NodePool" in kinds) == bool(spec.node_pool and spec.node_pool.create)
+        objects += desired.apply
+    for obj in objects:
         if (
             obj["kind"] == "NodePool"
             and obj["spec"]["template"]["spec"]["nodeClassRef"]["group"] != "karpenter.k8s.aws"

@@ -8,8 +8,17 @@ CEL `x-kubernetes-validations`) live here beside the fields they guard.
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from croniter import croniter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 GROUP = "infer.dev"
@@ -343,13 +352,32 @@ class ScheduleSpec(Base):
         description="How long the window stays open.", pattern=DURATION_PATTERN, max_length=16
     )
 
+    # CEL cannot parse cron or know the tz database: these reach the reconciler, which reports
+    # them as InvalidSpec with the field, the value and what is allowed.
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        if not croniter.is_valid(v):
+            raise ValueError(f"{v!r} is not a 5-field cron expression such as '0 8 * * 1-5'")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not an IANA time zone such as Europe/Paris") from None
+        return v
+
 
 class PrometheusSpec(Base):
     """Where the vLLM metrics are."""
 
-    url: str = Field(
-        "http://prometheus-operated.monitoring.svc:9090",
-        description="Prometheus base URL.",
+    url: str | None = Field(
+        None,
+        description="Prometheus base URL; unset: the operator's own setting "
+        "(INFOP_PROMETHEUS_URL, the Helm value prometheus.url).",
         max_length=512,
         pattern=r"^https?://[^\s]+$",
     )
@@ -396,6 +424,12 @@ class AutoscalingSpec(Base):
     )
     prometheus: PrometheusSpec = Field(
         default_factory=PrometheusSpec, description="Where the metrics are."
+    )
+    prometheus_triggers: bool = Field(
+        False,
+        description="Also give KEDA its own Prometheus triggers beside the operator's scaler, "
+        "so scaling goes on while the operator is down; the HPA then follows whichever asks "
+        "for more. Always on when the operator runs without its scaler.",
     )
 
     @model_validator(mode="after")
@@ -552,6 +586,9 @@ class InferenceDeploymentStatus(Base):
     conditions: list[Condition] = Field(default_factory=list, description="Conditions.")
     signals: Signals | None = Field(None, description="Last observed load.")
     recommendation: RecommendationStatus | None = Field(None, description="Last decision.")
+    scaler_state: dict[str, Any] | None = Field(
+        None, description="The recommender's memory, kept here to survive operator restarts."
+    )
 
 
 class InferenceDeployment(Base):

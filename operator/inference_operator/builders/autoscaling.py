@@ -8,6 +8,11 @@ from typing import Any
 from inference_operator.api.durations import seconds
 from inference_operator.api.models import InferenceDeploymentSpec
 from inference_operator.builders.names import Owner
+from inference_operator.scaling.hpa import TARGET_PER_REPLICA
+from inference_operator.settings import DEFAULT_PROMETHEUS_URL
+
+# The metric the operator's external scaler serves (KEDA prefixes it with the trigger index).
+SCALER_METRIC = "recommendedReplicas"
 
 
 def pod_matcher(owner: Owner) -> str:
@@ -46,14 +51,35 @@ def build_trigger_authentication(
     }
 
 
-def build_scaled_object(owner: Owner, spec: InferenceDeploymentSpec) -> dict[str, Any]:
+def external_trigger(owner: Owner, scaler_address: str) -> dict[str, Any]:
+    """The operator's own scaler: KEDA asks it IsActive/GetMetrics and the HPA lands on the
+    recommender's replica count (scaling/hpa.py explains the arithmetic)."""
+    return {
+        "type": "external",
+        "name": "recommender",
+        "metricType": "AverageValue",
+        "metadata": {
+            "scalerAddress": scaler_address,
+            "inferenceDeployment": owner.name,
+            "metricName": SCALER_METRIC,
+            "targetSize": _number(TARGET_PER_REPLICA),
+        },
+    }
+
+
+def build_scaled_object(
+    owner: Owner,
+    spec: InferenceDeploymentSpec,
+    scaler_address: str | None = None,
+    prometheus_url: str = DEFAULT_PROMETHEUS_URL,
+) -> dict[str, Any]:
     a = spec.autoscaling
     q = queries(owner)
     auth = a.prometheus.auth_secret_ref is not None
 
     def trigger(name: str, threshold: float, activation: float) -> dict[str, Any]:
         meta = {
-            "serverAddress": a.prometheus.url,
+            "serverAddress": a.prometheus.url or prometheus_url,
             "query": q[name],
             "threshold": _number(threshold),
             "activationThreshold": _number(activation),
@@ -70,15 +96,66 @@ def build_scaled_object(owner: Owner, spec: InferenceDeploymentSpec) -> dict[str
             t["authenticationRef"] = {"name": f"{owner.name}-prometheus"}
         return t
 
-    # Any waiting request wakes a model at zero; KV and RPS say nothing at zero replicas.
-    triggers = [
-        trigger("queue", a.targets.queue_per_replica, 0),
-        trigger("kvCache", a.targets.kv_cache_utilization, 0),
-    ]
-    if a.targets.requests_per_second_per_replica is not None:
-        triggers.append(trigger("rps", a.targets.requests_per_second_per_replica, 0))
+    triggers: list[dict[str, Any]] = []
+    if scaler_address is not None:
+        triggers.append(external_trigger(owner, scaler_address))
+    if scaler_address is None or a.prometheus_triggers:
+        # Any waiting request wakes a model at zero; KV and RPS say nothing at zero replicas.
+        triggers += [
+            trigger("queue", a.targets.queue_per_replica, 0),
+            trigger("kvCache", a.targets.kv_cache_utilization, 0),
+        ]
+        if a.targets.requests_per_second_per_replica is not None:
+            triggers.append(trigger("rps", a.targets.requests_per_second_per_replica, 0))
     down = a.behavior.scale_down
     idle = seconds(a.scale_to_zero.idle_after) if a.scale_to_zero else 300.0
+    if scaler_address is not None:
+        # The recommender already rate-limits and stabilizes: the HPA passes its answer through.
+        behavior = {
+            "scaleUp": {
+                "stabilizationWindowSeconds": 0,
+                "selectPolicy": "Max",
+                "policies": [
+                    {
+                        "type": "Percent",
+                        "value": math.ceil((a.behavior.scale_up.max_factor - 1) * 100),
+                        "periodSeconds": 15,
+                    },
+                    {"type": "Pods", "value": 4, "periodSeconds": 15},
+                ],
+            },
+            "scaleDown": {
+                "stabilizationWindowSeconds": 0,
+                "selectPolicy": "Max",
+                "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
+            },
+        }
+        # The recommender answers 0 only after scaleToZero.idleAfter; KEDA need not wait again.
+        cooldown = 30
+    else:
+        behavior = {
+            "scaleUp": {
+                "stabilizationWindowSeconds": 0,
+                "selectPolicy": "Max",
+                "policies": [
+                    {"type": "Percent", "value": 100, "periodSeconds": 15},
+                    {"type": "Pods", "value": 4, "periodSeconds": 15},
+                ],
+            },
+            "scaleDown": {
+                "stabilizationWindowSeconds": int(seconds(down.stabilization_window)),
+                "selectPolicy": "Max",
+                "policies": [
+                    {
+                        "type": "Percent",
+                        "value": max(1, math.ceil(down.max_percent)),
+                        "periodSeconds": 60,
+                    },
+                    {"type": "Pods", "value": 1, "periodSeconds": 60},
+                ],
+            },
+        }
+        cooldown = int(idle)
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
@@ -92,39 +169,14 @@ def build_scaled_object(owner: Owner, spec: InferenceDeploymentSpec) -> dict[str
             "minReplicaCount": a.min_replicas,
             "maxReplicaCount": a.max_replicas,
             "pollingInterval": 15,
-            "cooldownPeriod": int(idle),
-            # Metrics unreachable three times in a row: keep what runs rather than shrink.
+            "cooldownPeriod": cooldown,
+            # A scaler unreachable three times in a row: keep what runs rather than shrink.
             "fallback": {
                 "failureThreshold": 3,
                 "replicas": max(1, a.min_replicas),
                 "behavior": "currentReplicasIfHigher",
             },
-            "advanced": {
-                "horizontalPodAutoscalerConfig": {
-                    "behavior": {
-                        "scaleUp": {
-                            "stabilizationWindowSeconds": 0,
-                            "selectPolicy": "Max",
-                            "policies": [
-                                {"type": "Percent", "value": 100, "periodSeconds": 15},
-                                {"type": "Pods", "value": 4, "periodSeconds": 15},
-                            ],
-                        },
-                        "scaleDown": {
-                            "stabilizationWindowSeconds": int(seconds(down.stabilization_window)),
-                            "selectPolicy": "Max",
-                            "policies": [
-                                {
-                                    "type": "Percent",
-                                    "value": max(1, math.ceil(down.max_percent)),
-                                    "periodSeconds": 60,
-                                },
-                                {"type": "Pods", "value": 1, "periodSeconds": 60},
-                            ],
-                        },
-                    }
-                }
-            },
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": behavior}},
             "triggers": triggers,
         },
     }

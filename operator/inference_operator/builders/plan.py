@@ -17,6 +17,7 @@ from inference_operator.builders.autoscaling import (
 from inference_operator.builders.names import Owner
 from inference_operator.builders.nodepool import build_nodepool
 from inference_operator.builders.workload import build_workload
+from inference_operator.settings import DEFAULT_PROMETHEUS_URL
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class Available:
     pod_monitor: bool = False
     keda: bool = False
     karpenter: bool = False
+    # Where KEDA reaches the operator's external scaler; None: Prometheus triggers only.
+    scaler_address: str | None = None
+    # The Prometheus for specs that name none (the operator's INFOP_PROMETHEUS_URL).
+    prometheus_url: str = DEFAULT_PROMETHEUS_URL
 
 
 @dataclass
@@ -44,8 +49,12 @@ def build_all(
     out = Desired(apply=build_workload(owner, spec, available.pod_monitor))
     keda_objs: list[dict[str, Any]] = []
     if spec.autoscaling.enabled and available.keda:
-        auth = build_trigger_authentication(owner, spec)
-        keda_objs = [*([auth] if auth else []), build_scaled_object(owner, spec)]
+        scaled = build_scaled_object(
+            owner, spec, available.scaler_address, available.prometheus_url
+        )
+        uses_prometheus = any(t["type"] == "prometheus" for t in scaled["spec"]["triggers"])
+        auth = build_trigger_authentication(owner, spec) if uses_prometheus else None
+        keda_objs = [*([auth] if auth else []), scaled]
     out.apply += keda_objs
     if available.keda:
         wanted = {(o["kind"], o["metadata"]["name"]) for o in keda_objs}

@@ -93,6 +93,8 @@ def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger)
         pod_monitor=kube.has_kind("monitoring.coreos.com/v1", "PodMonitor"),
         keda=kube.has_kind("keda.sh/v1alpha1", "ScaledObject"),
         karpenter=kube.has_kind("karpenter.sh/v1", "NodePool"),
+        scaler_address=SETTINGS.scaler_address if SETTINGS.scaler_port else None,
+        prometheus_url=SETTINGS.prometheus_url,
     )
     capacity, planned = assess(spec)
     desired = build_all(owner, spec, available, capacity.get("instanceTypes") or None)
@@ -130,9 +132,11 @@ def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger)
         "observedGeneration": generation,
         "replicas": view.replicas,
         "readyReplicas": view.ready,
-        "desiredReplicas": spec.replicas,
         "selector": owner.selector_string,
     }
+    if not spec.autoscaling.enabled or not status.get("recommendation"):
+        # Once the recommender has spoken, desiredReplicas is its answer (handlers/autoscale).
+        wanted["desiredReplicas"] = spec.replicas
     for key, value in wanted.items():
         if status.get(key) != value:
             patch.status[key] = value

@@ -9,6 +9,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from kubernetes import client, config
@@ -180,3 +181,18 @@ def patch_status(
         body={"status": status},
         content_type="application/merge-patch+json",
     )
+
+
+def watch_objects(
+    api_version: str,
+    kind: str,
+    namespace: str | None = None,
+    selector: str | None = None,
+    timeout_seconds: int = 60,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(event type, object) from a list-then-watch that ends after `timeout_seconds`; the caller
+    loops. ADDED events for everything that exists come first."""
+    for event in resource(api_version, kind).watch(
+        namespace=namespace, label_selector=selector, timeout=timeout_seconds
+    ):
+        yield str(event["type"]), dict(event["raw_object"])

@@ -1,0 +1,114 @@
+"""Where the replicas are: watches InferenceDeployments (model name -> deployment) and the
+EndpointSlices of their Services (Ready endpoints, zones), and hands changes to the gateway's
+event loop. Watches, not polls: a request never waits on the API server."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from inference_operator.api.models import GROUP, VERSION
+from inference_operator.gateway.pool import Target
+from inference_operator.gateway.proxy import Gateway
+from inference_operator.kube import apply as kube
+
+# How to dial an endpoint: (pod name, address, port) -> "host:port". Identity in a cluster;
+# tests on loopback map the pod to the fake replica standing in for it.
+Dialer = Callable[[str, str, int], str]
+SERVICE_NAME = "kubernetes.io/service-name"
+
+
+def direct(pod: str, address: str, port: int) -> str:
+    host = f"[{address}]" if ":" in address else address
+    return f"{host}:{port}"
+
+
+def targets_of(slices: list[dict[str, Any]], dial: Dialer) -> list[Target]:
+    """Ready endpoints of a Service's EndpointSlices, as the pool wants them (pure)."""
+    out: dict[str, Target] = {}
+    for s in slices:
+        port = next((p.get("port") for p in s.get("ports") or [] if p.get("name") == "http"), None)
+        if port is None:
+            continue
+        for ep in s.get("endpoints") or []:
+            cond = ep.get("conditions") or {}
+            # Ready is unset for an endpoint that is neither known ready nor not: treat as ready
+            # (the EndpointSlice API's own rule); terminating endpoints take no new requests.
+            if cond.get("ready") is False or cond.get("terminating") is True:
+                continue
+            pod = (ep.get("targetRef") or {}).get("name")
+            if not pod or not ep.get("addresses"):
+                continue
+            out[pod] = Target(pod, dial(pod, ep["addresses"][0], int(port)), ep.get("zone"))
+    return sorted(out.values(), key=lambda t: t.name)
+
+
+class Discovery:
+    def __init__(
+        self,
+        gateway: Gateway,
+        loop: asyncio.AbstractEventLoop,
+        namespace: str | None = None,
+        dial: Dialer = direct,
+    ) -> None:
+        self.gateway, self.loop, self.namespace, self.dial = gateway, loop, namespace, dial
+        self.stop = threading.Event()
+        # (namespace, service) -> {slice name: slice}
+        self._slices: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        self._deployments: dict[tuple[str, str], str] = {}  # -> model name
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        for target in (self._watch_deployments, self._watch_slices):
+            threading.Thread(target=self._forever, args=(target,), daemon=True).start()
+
+    def _forever(self, body: Callable[[], None]) -> None:
+        while not self.stop.is_set():
+            try:
+                body()
+            except (kube.ApiException, OSError, ValueError):
+                # A dropped watch or an expired resourceVersion: list and watch again.
+                if self.stop.wait(1.0):
+                    return
+
+    def _watch_deployments(self) -> None:
+        api = f"{GROUP}/{VERSION}"
+        for kind, obj in kube.watch_objects(api, "InferenceDeployment", self.namespace):
+            if self.stop.is_set():
+                return
+            meta, spec = obj["metadata"], obj.get("spec") or {}
+            key = (str(meta["namespace"]), str(meta["name"]))
+            model = str((spec.get("model") or {}).get("servedName") or meta["name"])
+            with self._lock:
+                old = self._deployments.pop(key, None)
+                if kind != "DELETED":
+                    self._deployments[key] = model
+            if old and (kind == "DELETED" or old != model):
+                self.loop.call_soon_threadsafe(self.gateway.remove_route, old)
+            if kind != "DELETED":
+                self.loop.call_soon_threadsafe(self.gateway.set_route, model, *key)
+                self._publish(key)
+
+    def _watch_slices(self) -> None:
+        api = "discovery.k8s.io/v1"
+        for kind, obj in kube.watch_objects(api, "EndpointSlice", self.namespace, SERVICE_NAME):
+            if self.stop.is_set():
+                return
+            meta = obj["metadata"]
+            key = (str(meta["namespace"]), str((meta.get("labels") or {})[SERVICE_NAME]))
+            with self._lock:
+                slices = self._slices.setdefault(key, {})
+                if kind == "DELETED":
+                    slices.pop(meta["name"], None)
+                else:
+                    slices[meta["name"]] = obj
+            self._publish(key)
+
+    def _publish(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            if key not in self._deployments:
+                return
+            targets = targets_of(list(self._slices.get(key, {}).values()), self.dial)
+        asyncio.run_coroutine_threadsafe(self.gateway.set_targets(*key, targets), self.loop)

@@ -1,0 +1,102 @@
+"""`python -m inference_operator gateway`: serve the gateway (blocking), or start it on a thread
+for tests and the local demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import threading
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from inference_operator.gateway.discovery import Dialer, Discovery, direct
+from inference_operator.gateway.proxy import Gateway, Limits
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--namespace", default=None, help="only this namespace's models (default all)")
+    p.add_argument("--zone", default=None, help="this gateway's zone: same-zone replicas first")
+    p.add_argument("--max-per-replica", type=int, default=64, help="requests in flight per replica")
+    p.add_argument(
+        "--max-waiting", type=int, default=1000, help="queue bound per model (429 above)"
+    )
+    p.add_argument(
+        "--queue-timeout", type=float, default=600.0, help="seconds a request may wait (503 after)"
+    )
+    p.add_argument(
+        "--shutdown-timeout", type=float, default=600.0, help="seconds open streams get on SIGTERM"
+    )
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    for name in ("max_per_replica", "max_waiting"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')}: {getattr(args, name)} must be >= 1")
+    if args.queue_timeout <= 0:
+        raise SystemExit(f"--queue-timeout: {args.queue_timeout} must be > 0")
+    return Limits(args.max_per_replica, args.max_waiting, args.queue_timeout)
+
+
+def run(args: argparse.Namespace) -> int:
+    gateway = Gateway(_limits(args), args.zone)
+
+    async def start_discovery(_: web.Application) -> None:
+        Discovery(gateway, asyncio.get_running_loop(), args.namespace).start()
+
+    app = gateway.app()
+    app.on_startup.append(start_discovery)
+    # SIGTERM: stop accepting, let open streams finish (up to the timeout), then exit.
+    web.run_app(app, host=args.host, port=args.port, shutdown_timeout=args.shutdown_timeout)
+    return 0
+
+
+@dataclass
+class Running:
+    gateway: Gateway
+    discovery: Discovery
+    port: int
+    loop: asyncio.AbstractEventLoop
+    stop: threading.Event
+
+
+def start_in_thread(
+    host: str = "127.0.0.1",
+    limits: Limits | None = None,
+    namespace: str | None = None,
+    dial: Dialer = direct,
+    zone: str | None = None,
+) -> Running:
+    """The same gateway on a background thread with its own loop (tests, the local demo)."""
+    ready: dict[str, Running] = {}
+    started = threading.Event()
+    stop = threading.Event()
+
+    def main() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        gateway = Gateway(limits or Limits(), zone)
+        runner = web.AppRunner(gateway.app())
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, host, 0)
+        loop.run_until_complete(site.start())
+        port = runner.addresses[0][1]
+        discovery = Discovery(gateway, loop, namespace, dial)
+        discovery.start()
+        ready["x"] = Running(gateway, discovery, int(port), loop, stop)
+        started.set()
+
+        async def wait() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(0.1)
+            discovery.stop.set()
+            await runner.cleanup()
+
+        loop.run_until_complete(wait())
+        loop.close()
+
+    threading.Thread(target=main, daemon=True, name="gateway").start()
+    started.wait(30)
+    return ready["x"]

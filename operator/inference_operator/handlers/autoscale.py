@@ -1,0 +1,136 @@
+"""The live loop: every few seconds, per InferenceDeployment, read Prometheus, run the
+recommender and publish the decision (to the gRPC scaler in memory and to status).
+
+Status is written only when something a user can see changes (a decision, a condition, a
+signal): a quiet fleet costs no writes. The recommender's memory rides along with those writes,
+so a restarted operator resumes with it (and otherwise starts in panic mode: no scale-down).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from inference_operator.api.conditions import Cond, conditions_equal, set_conditions
+from inference_operator.api.models import GROUP, PLURAL, VERSION, InferenceDeploymentSpec
+from inference_operator.builders.names import Owner
+from inference_operator.kube import apply as kube
+from inference_operator.metrics.reader import Fleet, PrometheusReader
+from inference_operator.scaler.decisions import DECISIONS, Decision, Key
+from inference_operator.scaling.model import State
+from inference_operator.scaling.policy import policy_from_spec
+from inference_operator.scaling.recommend import recommend
+from inference_operator.scaling.report import scaling_active, scaling_limited, signals_status
+from inference_operator.settings import load_settings
+
+SETTINGS = load_settings()
+
+_readers: dict[str, PrometheusReader] = {}
+# The recommender's memory by uid: authoritative between status writes.
+_memory: dict[str, State] = {}
+
+
+def _reader(url: str) -> PrometheusReader:
+    if url not in _readers:
+        _readers[url] = PrometheusReader(url, token_file=SETTINGS.prometheus_token_file)
+    return _readers[url]
+
+
+def _stamp(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _without_time(signals: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (signals or {}).items() if k != "observedAt"}
+
+
+def decision_from_status(key: Key) -> Decision | None:
+    """For the scaler when this replica has decided nothing yet (just started, or passive)."""
+    obj = kube.get(f"{GROUP}/{VERSION}", "InferenceDeployment", key[1], key[0])
+    status = (obj or {}).get("status") or {}
+    replicas = (status.get("recommendation") or {}).get("replicas")
+    if replicas is None:
+        return None
+    return Decision(int(replicas), int(status.get("replicas") or 0), 0.0)
+
+
+def decide(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
+    meta, status = body.meta, body.status
+    key: Key = (meta["namespace"], meta["name"])
+    if meta.get("deletionTimestamp"):
+        DECISIONS.forget(key)
+        return
+    try:
+        spec = InferenceDeploymentSpec.model_validate(dict(body.spec))
+    except ValidationError:
+        return  # the reconciler reports InvalidSpec
+    old = list(status.get("conditions") or [])
+    now = time.time()
+    stamp = _stamp(now)
+    if not spec.autoscaling.enabled:
+        DECISIONS.forget(key)
+        _memory.pop(meta["uid"], None)
+        off = Cond("ScalingActive", "False", "AutoscalingDisabled", "spec.autoscaling.enabled")
+        conds = set_conditions(old, [off], stamp, meta.get("generation"))
+        if not conditions_equal(old, conds):
+            patch.status["conditions"] = conds
+        return
+
+    owner = Owner(meta["name"], meta["namespace"], meta["uid"])
+    deploy = kube.get("apps/v1", "Deployment", owner.name, owner.namespace) or {}
+    dstatus = deploy.get("status") or {}
+    ready = int(dstatus.get("readyReplicas") or 0)
+    pods = int(dstatus.get("replicas") or 0)
+    # Asked for but not serving yet: node launch, image pull, weight load.
+    fleet = Fleet(current=spec.replicas, ready=ready, starting=max(0, spec.replicas - ready))
+    url = spec.autoscaling.prometheus.url or SETTINGS.prometheus_url
+    reading = _reader(url).read(owner, fleet, now)
+    policy = policy_from_spec(spec.autoscaling)
+    state = _memory.get(meta["uid"]) or State.from_dict(status.get("scalerState"))
+    rec, state = recommend(reading.observation, policy, state, now)
+    _memory[meta["uid"]] = state
+    DECISIONS.put(key, Decision(rec.replicas, pods, now))
+
+    active = scaling_active(reading.observation, policy, reading.error, url)
+    conds = set_conditions(old, [active, scaling_limited(rec)], stamp, meta.get("generation"))
+    signals = signals_status(reading.observation, stamp)
+    before = status.get("recommendation") or {}
+    changed = False
+    if before.get("replicas") != rec.replicas or status.get("desiredReplicas") != rec.replicas:
+        patch.status["recommendation"] = {
+            "replicas": rec.replicas,
+            "reason": rec.reason,
+            "at": stamp,
+        }
+        patch.status["desiredReplicas"] = rec.replicas
+        changed = True
+        if before.get("replicas") is not None:
+            verb = "ScaleUp" if rec.replicas > int(before["replicas"]) else "ScaleDown"
+            kopf.info(body, reason=verb, message=f"{before['replicas']} -> {rec.reason}")
+        logger.info(f"recommendation: {rec.reason}")
+    if _without_time(status.get("signals")) != _without_time(signals):
+        patch.status["signals"] = signals
+        changed = True
+    if not conditions_equal(old, conds):
+        patch.status["conditions"] = conds
+        changed = True
+        was: dict[str, Any] = next((c for c in old if c.get("type") == "ScalingActive"), {})
+        if active.status == "False" and was.get("reason") != active.reason:
+            kopf.warn(body, reason=active.reason, message=active.message)
+    if changed:
+        patch.status["scalerState"] = state.to_dict()
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, id="autoscale", interval=SETTINGS.autoscale_seconds)
+def autoscale(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
+    decide(body, patch, logger)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, id="forget-decision", optional=True)
+def forget(meta: kopf.Meta, **_: Any) -> None:
+    DECISIONS.forget((meta["namespace"], meta["name"]))
+    _memory.pop(meta["uid"], None)

@@ -1,0 +1,1 @@
+"""Reading each InferenceDeployment's load from Prometheus into the recommender's Observation."""

@@ -1,0 +1,1 @@
+"""The operator's KEDA external scaler (gRPC): KEDA asks, the recommender answers."""

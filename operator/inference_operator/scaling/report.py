@@ -1,0 +1,86 @@
+"""A decision as the InferenceDeployment's status shows it: signals, recommendation and the
+ScalingActive / ScalingLimited conditions (HPA's names, so `kubectl describe` reads alike). Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inference_operator.api.conditions import Cond
+from inference_operator.scaling.model import Observation, Policy, Recommendation
+
+LIMIT_REASONS = {
+    "minReplicas": "TooFewReplicas",
+    "schedule": "ScheduleFloor",
+    "maxReplicas": "TooManyReplicas",
+    "scaleUpRate": "ScaleUpLimited",
+    "scaleDownRate": "ScaleDownLimited",
+    "panic": "PanicMode",
+}
+
+
+def _round(v: float | None, digits: int) -> float | None:
+    return None if v is None else round(v, digits)
+
+
+def signals_status(obs: Observation, stamp: str) -> dict[str, Any]:
+    # Rounded so that noise in the last digits does not cost a status write.
+    return {
+        "queue": _round(obs.queue, 1),
+        "kvCacheUtilization": _round(obs.kv_cache_utilization, 3),
+        "requestsPerSecond": _round(
+            obs.arrival_rps if obs.arrival_rps is not None else obs.completion_rps, 2
+        ),
+        "gatewayQueue": _round(obs.gateway_queue, 1),
+        "observedAt": stamp,
+    }
+
+
+def scaling_active(obs: Observation, policy: Policy, error: str | None, source: str) -> Cond:
+    if error is not None:
+        return Cond(
+            "ScalingActive",
+            "False",
+            "PrometheusUnavailable",
+            f"cannot read metrics ({error}); holding replicas, never scaling down without data",
+        )
+    if obs.sampled_at is not None and obs.at - obs.sampled_at > policy.stale_after_seconds:
+        return Cond(
+            "ScalingActive",
+            "False",
+            "MetricsStale",
+            f"the newest vLLM sample is {obs.at - obs.sampled_at:.0f}s old (stale after "
+            f"{policy.stale_after_seconds:.0f}s); holding replicas",
+        )
+    if not obs.has_load_signal and obs.gateway_queue is None:
+        if obs.current_replicas == 0:
+            return Cond(
+                "ScalingActive",
+                "True",
+                "ScaledToZero",
+                "at zero replicas; the gateway's waiting requests wake the model",
+            )
+        return Cond(
+            "ScalingActive",
+            "False",
+            "NoMetrics",
+            f"{source} has no vLLM series for these pods yet (are they scraped? a PodMonitor "
+            "or scrape annotations); holding replicas",
+        )
+    return Cond("ScalingActive", "True", "ReadingMetrics", f"signals read from {source}")
+
+
+def scaling_limited(rec: Recommendation) -> Cond:
+    # Messages without live numbers: a condition that changes every tick costs a write per tick.
+    if rec.limited and rec.limited_by in LIMIT_REASONS:
+        return Cond(
+            "ScalingLimited",
+            "True",
+            LIMIT_REASONS[rec.limited_by],
+            f"the recommendation ({rec.replicas}) is held by {rec.limited_by}",
+        )
+    return Cond(
+        "ScalingLimited",
+        "False",
+        "DesiredWithinRange",
+        "the recommendation is what the signals ask for",
+    )
