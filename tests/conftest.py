@@ -7,6 +7,7 @@ INFOP_KUBECONFIG=<path> points the suite at an existing cluster instead (kind).
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import uuid
 from collections.abc import Iterator
@@ -49,6 +50,12 @@ def namespace(cluster: object) -> Iterator[str]:
     cluster.delete_namespace(name)
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture(scope="session")
 def operator_running(cluster: object) -> Iterator[object]:
     """The operator, in-process (kopf.testing.KopfRunner), against the session's cluster."""
@@ -63,6 +70,14 @@ def operator_running(cluster: object) -> Iterator[object]:
     # Short periods so drift and capacity problems show within a test's patience.
     os.environ.setdefault("INFOP_RESYNC_SECONDS", "3")
     os.environ.setdefault("INFOP_PENDING_THRESHOLD_SECONDS", "3")
+    os.environ.setdefault("INFOP_AUTOSCALE_SECONDS", "1")
+    # Tests that want metrics name their own Prometheus; the default must not leave loopback
+    # (the chart's default is a cluster DNS name).
+    os.environ.setdefault("INFOP_PROMETHEUS_URL", f"http://127.0.0.1:{free_port()}")
+    scaler_port = free_port()
+    os.environ.setdefault("INFOP_SCALER_PORT", str(scaler_port))
+    os.environ.setdefault("INFOP_SCALER_ADDRESS", f"127.0.0.1:{scaler_port}")
+    os.environ.setdefault("INFOP_BIND_HOST", "127.0.0.1")
     from kopf.testing import KopfRunner
 
     # Namespaces named solo-* belong to tests that run their own operator process.

@@ -562,6 +562,7 @@ class Signals(Base):
     queue: float | None = Field(None, description="Requests waiting, summed over pods.")
     kv_cache_utilization: float | None = Field(None, description="Mean KV-cache usage, 0-1.")
     requests_per_second: float | None = Field(None, description="Arrival rate.")
+    gateway_queue: float | None = Field(None, description="Requests waiting at the gateway.")
     observed_at: str | None = Field(None, description="When they were read.")
 
 
@@ -587,7 +588,9 @@ class InferenceDeploymentStatus(Base):
     signals: Signals | None = Field(None, description="Last observed load.")
     recommendation: RecommendationStatus | None = Field(None, description="Last decision.")
     scaler_state: dict[str, Any] | None = Field(
-        None, description="The recommender's memory, kept here to survive operator restarts."
+        None,
+        description="The recommender's memory, kept here to survive operator restarts.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
 
 

@@ -14,18 +14,10 @@ from inference_operator.gateway.pool import Target
 from inference_operator.gateway.proxy import Gateway
 from inference_operator.kube import apply as kube
 
-# How to dial an endpoint: (pod name, address, port) -> "host:port". Identity in a cluster;
-# tests on loopback map the pod to the fake replica standing in for it.
-Dialer = Callable[[str, str, int], str]
 SERVICE_NAME = "kubernetes.io/service-name"
 
 
-def direct(pod: str, address: str, port: int) -> str:
-    host = f"[{address}]" if ":" in address else address
-    return f"{host}:{port}"
-
-
-def targets_of(slices: list[dict[str, Any]], dial: Dialer) -> list[Target]:
+def targets_of(slices: list[dict[str, Any]]) -> list[Target]:
     """Ready endpoints of a Service's EndpointSlices, as the pool wants them (pure)."""
     out: dict[str, Target] = {}
     for s in slices:
@@ -41,7 +33,7 @@ def targets_of(slices: list[dict[str, Any]], dial: Dialer) -> list[Target]:
             pod = (ep.get("targetRef") or {}).get("name")
             if not pod or not ep.get("addresses"):
                 continue
-            out[pod] = Target(pod, dial(pod, ep["addresses"][0], int(port)), ep.get("zone"))
+            out[pod] = Target(pod, ep["addresses"][0], int(port), ep.get("zone"))
     return sorted(out.values(), key=lambda t: t.name)
 
 
@@ -51,9 +43,8 @@ class Discovery:
         gateway: Gateway,
         loop: asyncio.AbstractEventLoop,
         namespace: str | None = None,
-        dial: Dialer = direct,
     ) -> None:
-        self.gateway, self.loop, self.namespace, self.dial = gateway, loop, namespace, dial
+        self.gateway, self.loop, self.namespace = gateway, loop, namespace
         self.stop = threading.Event()
         # (namespace, service) -> {slice name: slice}
         self._slices: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
@@ -68,8 +59,9 @@ class Discovery:
         while not self.stop.is_set():
             try:
                 body()
-            except (kube.ApiException, OSError, ValueError):
-                # A dropped watch or an expired resourceVersion: list and watch again.
+            except Exception:
+                # A dropped watch (urllib3 ProtocolError, ApiException 410 Gone, a reset
+                # connection): list and watch again. This thread must outlive every error.
                 if self.stop.wait(1.0):
                     return
 
@@ -110,5 +102,5 @@ class Discovery:
         with self._lock:
             if key not in self._deployments:
                 return
-            targets = targets_of(list(self._slices.get(key, {}).values()), self.dial)
+            targets = targets_of(list(self._slices.get(key, {}).values()))
         asyncio.run_coroutine_threadsafe(self.gateway.set_targets(*key, targets), self.loop)

@@ -11,7 +11,8 @@ class Target:
     """A Ready replica as discovery reports it."""
 
     name: str  # the pod
-    address: str  # host:port to dial
+    ip: str
+    port: int
     zone: str | None = None
 
 
@@ -21,6 +22,9 @@ class Slot:
     outstanding: int = 0
     # Discovery dropped it while requests were in flight: finish those, send no more.
     draining: bool = False
+    # It refused a connection: skip it until then (Ready in its EndpointSlice a moment before
+    # its server listens, or a moment after it stopped).
+    cooling_until: float = 0.0
 
 
 class Pool:
@@ -55,14 +59,12 @@ class Pool:
     def outstanding(self) -> int:
         return sum(s.outstanding for s in self.slots.values())
 
-    def acquire(self, exclude: frozenset[str] = frozenset()) -> Target | None:
+    def acquire(self, now: float = 0.0) -> Target | None:
         """Take a slot on the best replica, or None when every replica is full (or none)."""
         free = [
             s
             for s in self.slots.values()
-            if not s.draining
-            and s.outstanding < self.max_per_replica
-            and s.target.name not in exclude
+            if not s.draining and s.outstanding < self.max_per_replica and s.cooling_until <= now
         ]
         if not free:
             return None
@@ -75,6 +77,11 @@ class Pool:
         best = min(free, key=cost)
         best.outstanding += 1
         return best.target
+
+    def cool(self, target: Target, until: float) -> None:
+        slot = self.slots.get(target.name)
+        if slot is not None:
+            slot.cooling_until = until
 
     def release(self, target: Target) -> None:
         slot = self.slots.get(target.name)

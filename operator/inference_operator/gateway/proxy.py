@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,11 +48,26 @@ HOP_BY_HOP = frozenset(
 )
 
 
+REFUSED_COOLDOWN_SECONDS = 1.0
+MAX_REFUSALS = 20
+
+
 @dataclass(frozen=True)
 class Limits:
     max_per_replica: int = 64
     max_waiting: int = 1000
     queue_timeout_seconds: float = 600.0
+
+
+# How to reach a replica: (pod, ip, port) -> "host:port". The identity in a cluster; on loopback
+# tests it maps the pod to the fake replica standing in for it. Asked at every connection, so a
+# replica that appears after its EndpointSlice entry is found.
+Dialer = Callable[[str, str, int], str]
+
+
+def direct(pod: str, ip: str, port: int) -> str:
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"{host}:{port}"
 
 
 class Rejected(Exception):
@@ -109,8 +125,11 @@ class Metrics:
 
 
 class Gateway:
-    def __init__(self, limits: Limits | None = None, zone: str | None = None) -> None:
+    def __init__(
+        self, limits: Limits | None = None, zone: str | None = None, dial: Dialer = direct
+    ) -> None:
         self.limits = limits or Limits()
+        self.dial = dial
         self.zone = zone
         self.routes: dict[str, Route] = {}
         self.metrics = Metrics()
@@ -142,8 +161,8 @@ class Gateway:
     def _labels(self, route: Route) -> Gauge:
         return self.metrics.waiting.labels(route.namespace, route.deployment)
 
-    async def _acquire(self, route: Route, request: web.Request, exclude: frozenset[str]) -> Target:
-        target = route.pool.acquire(exclude)
+    async def _acquire(self, route: Route, request: web.Request) -> Target:
+        target = route.pool.acquire(time.monotonic())
         if target is not None:
             return target
         if route.waiting >= self.limits.max_waiting:
@@ -174,7 +193,7 @@ class Gateway:
                     # Wake periodically to notice a client that went away while waiting.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(route.changed.wait(), timeout=min(left, 0.5))
-                target = route.pool.acquire(exclude)
+                target = route.pool.acquire(time.monotonic())
                 if target is not None:
                     return target
         finally:
@@ -225,21 +244,24 @@ class Gateway:
     async def _forward(self, route: Route, request: web.Request, raw: bytes) -> web.StreamResponse:
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        tried: frozenset[str] = frozenset()
+        refused: list[str] = []
         while True:
-            target = await self._acquire(route, request, tried)
+            target = await self._acquire(route, request)
             in_flight = self.metrics.in_flight.labels(route.namespace, route.deployment)
             in_flight.inc()
             try:
                 return await self._stream(target, request, raw, headers)
             except aiohttp.ClientConnectorError:
-                # Nothing reached the replica (it is going away): another one may take it.
-                tried = tried | {target.name}
-                if len(tried) >= 3:
+                # Nothing reached the replica: rest it a moment and queue again, so another
+                # replica (or this one, once it listens) takes the request.
+                refused.append(target.name)
+                route.pool.cool(target, time.monotonic() + REFUSED_COOLDOWN_SECONDS)
+                if len(refused) >= MAX_REFUSALS:
                     raise Rejected(
                         502,
                         "replica_unreachable",
-                        f"replicas {sorted(tried)} refused the connection",
+                        f"replicas refused the connection {len(refused)} times "
+                        f"({', '.join(sorted(set(refused)))})",
                     ) from None
             finally:
                 in_flight.dec()
@@ -249,7 +271,7 @@ class Gateway:
         self, target: Target, request: web.Request, raw: bytes, headers: dict[str, str]
     ) -> web.StreamResponse:
         assert self._session is not None
-        url = f"http://{target.address}{request.path_qs}"
+        url = f"http://{self.dial(target.name, target.ip, target.port)}{request.path_qs}"
         async with self._session.post(url, data=raw, headers=headers) as up:
             response = web.StreamResponse(
                 status=up.status,

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from inference_operator.gateway.discovery import Dialer, Discovery, direct
-from inference_operator.gateway.proxy import Gateway, Limits
+from inference_operator.gateway.discovery import Discovery
+from inference_operator.gateway.proxy import Dialer, Gateway, Limits, direct
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -77,13 +77,13 @@ def start_in_thread(
     def main() -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        gateway = Gateway(limits or Limits(), zone)
+        gateway = Gateway(limits or Limits(), zone, dial)
         runner = web.AppRunner(gateway.app())
         loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, host, 0)
         loop.run_until_complete(site.start())
         port = runner.addresses[0][1]
-        discovery = Discovery(gateway, loop, namespace, dial)
+        discovery = Discovery(gateway, loop, namespace)
         discovery.start()
         ready["x"] = Running(gateway, discovery, int(port), loop, stop)
         started.set()

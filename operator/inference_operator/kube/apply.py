@@ -196,3 +196,13 @@ def watch_objects(
         namespace=namespace, label_selector=selector, timeout=timeout_seconds
     ):
         yield str(event["type"]), dict(event["raw_object"])
+
+
+def scale(api_version: str, kind: str, name: str, namespace: str, replicas: int) -> None:
+    """Write replicas through the /scale subresource, as KEDA and the HPA do."""
+    resource(api_version, kind).subresources["scale"].patch(
+        body={"spec": {"replicas": replicas}},
+        name=name,
+        namespace=namespace,
+        content_type="application/merge-patch+json",
+    )

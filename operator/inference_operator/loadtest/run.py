@@ -10,7 +10,7 @@ import json
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 from tqdm import tqdm
@@ -21,6 +21,10 @@ class Sample:
     ok: bool
     ttft: float = float("inf")
     tpot: float = float("inf")
+    # HTTP status; 0 when the connection failed before one arrived.
+    status: int = 0
+    tokens: int = 0
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ async def _one(
     try:
         async with session.post(f"{url}/v1/completions", json=body) as resp:
             if resp.status != 200:
-                return Sample(False)
+                return Sample(False, status=resp.status, error=(await resp.text())[:300])
             async for raw in resp.content:
                 line = raw.decode().strip()
                 if not line.startswith("data: ") or line == "data: [DONE]":
@@ -69,12 +73,12 @@ async def _one(
                     first = now
                 tokens += max(1, len(text.split()))
                 last = now
-    except (TimeoutError, aiohttp.ClientError, ValueError, KeyError):
-        return Sample(False)
+    except (TimeoutError, aiohttp.ClientError, ValueError, KeyError) as e:
+        return Sample(False, error=repr(e)[:300])
     if tokens == 0:
-        return Sample(False)
+        return Sample(False, status=200)
     tpot = (last - first) / (tokens - 1) if tokens > 1 else 0.0
-    return Sample(True, first - t0, tpot)
+    return Sample(True, first - t0, tpot, status=200, tokens=tokens)
 
 
 async def sweep(
@@ -119,6 +123,49 @@ async def sweep(
                 )
             )
     return out
+
+
+@dataclass
+class Drive:
+    """A time-varying open-loop load: `phases` of (seconds, requests per second)."""
+
+    url: str
+    model: str
+    phases: list[tuple[float, float]]
+    prompt_tokens: int = 64
+    max_tokens: int = 64
+    seed: int = 1
+    # (sent at, sample) for every request, filled as they finish.
+    results: list[tuple[float, Sample]] = field(default_factory=list)
+    offered: float = 0.0
+
+    async def run(self) -> list[tuple[float, Sample]]:
+        rng = random.Random(self.seed)
+        prompt = " ".join(["hello"] * self.prompt_tokens)
+        connector = aiohttp.TCPConnector(limit=0)
+        timeout = aiohttp.ClientTimeout(total=900)
+        tasks: list[asyncio.Task[None]] = []
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+            async def one(sent: float) -> None:
+                sample = await _one(session, self.url, self.model, prompt, self.max_tokens)
+                self.results.append((sent, sample))
+
+            for seconds, rate in self.phases:
+                self.offered = rate
+                end = time.monotonic() + seconds
+                if rate <= 0:
+                    await asyncio.sleep(seconds)
+                    continue
+                next_at = time.monotonic()
+                while next_at < end:
+                    await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                    tasks.append(asyncio.create_task(one(time.time())))
+                    next_at += rng.expovariate(rate)
+                await asyncio.sleep(max(0.0, end - time.monotonic()))
+            self.offered = 0.0
+            await asyncio.gather(*tasks)
+        return self.results
 
 
 def best_rate(results: list[RateResult], attainment: float = 0.99) -> float | None:

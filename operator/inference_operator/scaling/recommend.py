@@ -106,8 +106,15 @@ def recommend(
             if obs.has_load_signal
             else "no load signal is available"
         )
-        want = min(policy.max_replicas, max(current, floor))
+        # Requests held at the gateway still say how many replicas to wake (or add) for them.
+        waking = _ceil((obs.gateway_queue or 0) / policy.targets.queue_per_replica)
+        want = min(policy.max_replicas, max(current, floor, waking))
         reason = f"holding {want} replicas: {why}; never scaling down without data"
+        if waking > current:
+            reason = (
+                f"scale up to {want}: {obs.gateway_queue:g} requests wait at the gateway; "
+                f"otherwise {why}"
+            )
         rec = Recommendation(
             want,
             reason,
@@ -116,6 +123,9 @@ def recommend(
             limited=want != current,
             limited_by="minReplicas" if want > current else "",
         )
+        if waking:
+            # Remembered like any need, so stabilization keeps the woken replicas a while.
+            state = replace(state, recent=(*state.recent, (now, waking)))
         return rec, replace(state, last_replicas=want)
 
     signals = _signals(obs, policy, state, now)
@@ -148,11 +158,18 @@ def recommend(
     else:
         stabilized = max(r for _, r in state.recent)
         want = min(current, stabilized)
+        # A scale-down decided but not applied yet (KEDA and the HPA act on their own clocks)
+        # stands: answering `current` again would flip the decision every tick.
+        pending = state.last_replicas
+        if pending is None or pending >= current:
+            pending = current
         if want < current:
             if in_panic:
                 want, limited_by = current, "panic"
             elif now - state.last_scale_down_at < policy.scale_down_period_seconds:
-                want, limited_by = current, "scaleDownRate"
+                if pending > want:
+                    limited_by = "scaleDownRate"
+                want = max(want, pending)
             else:
                 step = max(
                     policy.scale_down_max_step,
@@ -168,7 +185,7 @@ def recommend(
         limited_by = "minReplicas" if floor == policy.min_replicas else "schedule"
     elif final < want:
         limited_by = "maxReplicas"
-    if final < current:
+    if final < current and (state.last_replicas is None or final < state.last_replicas):
         state = replace(state, last_scale_down_at=now)
     state = replace(state, last_replicas=final)
 

@@ -1,0 +1,74 @@
+"""A real Prometheus (Debian's binary) on a free loopback port, for tests and the local demo."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalPrometheus:
+    def __init__(self, scrape_configs: list[dict[str, Any]], interval: str = "1s") -> None:
+        self.state = Path(tempfile.mkdtemp(prefix="infop-prom-"))
+        self.config = {
+            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "scrape_configs": scrape_configs,
+        }
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> str:
+        path = self.state / "log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start(self, timeout: float = 60) -> LocalPrometheus:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise RuntimeError("prometheus is not installed (apt-get install prometheus)")
+        (self.state / "prometheus.yml").write_text(yaml.safe_dump(self.config))
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={self.state / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.state / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=(self.state / "log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/-/ready", timeout=1).ok:
+                    return self
+            except requests.RequestException:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"prometheus did not become ready:\n{self.log[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.state, ignore_errors=True)

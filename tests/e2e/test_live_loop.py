@@ -1,0 +1,254 @@
+"""The live loop end to end on the real control plane.
+
+Real: kube-apiserver, etcd, controller-manager (Deployment, ReplicaSet, EndpointSlice
+controllers), scheduler, kwok nodes, Debian's Prometheus, the operator (in-process) with its gRPC
+scaler, the gateway, the recommender. Stand-ins: a fake vLLM per Ready pod on its own loopback
+address (kwok pods run nothing), and simulator/keda.py playing KEDA and the HPA (why: its
+docstring). Load comes from an open-loop generator through the gateway.
+
+The timeline is saved as JSON and a PNG (docs/live-loop.png when INFOP_E2E_DOCS=1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from localprom import LocalPrometheus
+from timeline import Row, Timeline
+
+from inference_operator.gateway.proxy import Limits
+from inference_operator.gateway.run import Running, start_in_thread
+from inference_operator.loadtest.run import Drive, Sample
+from inference_operator.simulator.keda import Action, KedaStandIn
+from inference_operator.simulator.pods import FakePods
+from inference_operator.simulator.profiles import PROFILES
+from kubeharness import Cluster, eventually
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("prometheus") is None, reason="installed by .ci/run"),
+]
+ROOT = Path(__file__).resolve().parents[2]
+NAME = "chat"
+
+
+def infd(prometheus_url: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "infer.dev/v1alpha1",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": NAME},
+        "spec": {
+            "model": {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct"},
+            "accelerator": {"kind": "nvidia", "types": ["L40S"]},
+            "replicas": 0,
+            "autoscaling": {
+                "minReplicas": 0,
+                "maxReplicas": 6,
+                "scaleToZero": {"idleAfter": "15s"},
+                "startupTime": "5s",
+                "targets": {"queuePerReplica": 2},
+                "behavior": {"scaleDown": {"stabilizationWindow": "10s", "maxPercent": 100}},
+                "prometheus": {"url": prometheus_url},
+            },
+        },
+    }
+
+
+class Loop:
+    """Everything around the operator that the live loop needs, started and stopped together."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self.cluster, self.namespace = cluster, namespace
+        self.dir = Path(tempfile.mkdtemp(prefix="infop-loop-"))
+        # Four sequences at a time and a fifth of the speed: one replica serves ~1.5 req/s.
+        profile = FakePods.with_max_num_seqs(PROFILES["llama-3.1-8b/l40s"], 4)
+        self.pods = FakePods(
+            namespace, f"infer.dev/deployment={NAME}", self.dir / "pods.json", profile, speed=0.2
+        )
+        self.gateway: Running | None = None
+        self.prometheus: LocalPrometheus | None = None
+        self.keda = KedaStandIn(namespace, period=1.0, on_action=self._action)
+        self.drive: Drive | None = None
+        self.timeline = Timeline(self._sample)
+
+    def _action(self, a: Action) -> None:
+        self.timeline.decisions.append({"t": a.at, "from": a.before, "to": a.after, "why": a.why})
+
+    def start(self) -> Loop:
+        self.pods.start()
+        self.gateway = start_in_thread(
+            limits=Limits(max_per_replica=6, max_waiting=500, queue_timeout_seconds=180),
+            namespace=self.namespace,
+            dial=self.pods.dial,
+        )
+        self.prometheus = LocalPrometheus(
+            [
+                {
+                    "job_name": "vllm",
+                    "file_sd_configs": [
+                        {"files": [str(self.dir / "pods.json")], "refresh_interval": "1s"}
+                    ],
+                },
+                {
+                    "job_name": "gateway",
+                    "static_configs": [{"targets": [f"127.0.0.1:{self.gateway.port}"]}],
+                },
+            ]
+        ).start()
+        self.keda.start()
+        self.timeline.start()
+        return self
+
+    def stop(self) -> None:
+        self.timeline.stop()
+        self.keda.stop()
+        if self.gateway:
+            self.gateway.stop.set()
+        self.pods.stop()
+        if self.prometheus:
+            self.prometheus.stop()
+
+    @property
+    def url(self) -> str:
+        assert self.gateway is not None
+        return f"http://127.0.0.1:{self.gateway.port}"
+
+    def _sample(self) -> Row:
+        obj = self.cluster.get("InferenceDeployment", NAME, self.namespace) or {}
+        status = obj.get("status") or {}
+        gateway_waiting = 0.0
+        if self.gateway is not None:
+            gateway_waiting = float(sum(r.waiting for r in self.gateway.gateway.routes.values()))
+        vllm_waiting = float(
+            sum(len(r.fake.engine.waiting) for r in list(self.pods.replicas.values()))
+        )
+        return Row(
+            t=time.time(),
+            offered_rps=self.drive.offered if self.drive else 0.0,
+            gateway_waiting=gateway_waiting,
+            vllm_waiting=vllm_waiting,
+            replicas=int((obj.get("spec") or {}).get("replicas") or 0),
+            desired=status.get("desiredReplicas"),
+            ready=int(status.get("readyReplicas") or 0),
+        )
+
+    def load(self, phases: list[tuple[float, float]], max_tokens: int = 48) -> Drive:
+        self.drive = Drive(self.url, NAME, phases, prompt_tokens=32, max_tokens=max_tokens)
+        return self.drive
+
+
+def _run_in_thread(drive: Drive) -> threading.Thread:
+    t = threading.Thread(target=lambda: asyncio.run(drive.run()), daemon=True)
+    t.start()
+    return t
+
+
+@pytest.fixture
+def loop(cluster: Cluster, namespace: str, operator_running: object) -> Iterator[Loop]:
+    running = Loop(cluster, namespace).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        out = Path(tempfile.gettempdir()) / "infop-live-loop.json"
+        png = ROOT / "docs/live-loop.png" if os.environ.get("INFOP_E2E_DOCS") else None
+        running.timeline.save(
+            ROOT / "docs/live-loop.json" if png else out,
+            png,
+            "InferenceDeployment 'chat': gateway -> fake vLLM pods, Prometheus, recommender, "
+            "gRPC scaler, KEDA/HPA stand-in",
+        )
+        shutil.rmtree(running.dir, ignore_errors=True)
+
+
+def _replicas(cluster: Cluster, namespace: str) -> tuple[int, int]:
+    obj = cluster.get("InferenceDeployment", NAME, namespace) or {}
+    return int(obj["spec"].get("replicas") or 0), int(
+        (obj.get("status") or {}).get("readyReplicas") or 0
+    )
+
+
+def test_scales_from_zero_up_under_load_and_back_to_zero(
+    loop: Loop, cluster: Cluster, namespace: str
+) -> None:
+    assert loop.prometheus is not None
+    cluster.apply({**infd(loop.prometheus.url), "metadata": {"name": NAME, "namespace": namespace}})
+
+    # At rest: zero replicas, and the scaler says so.
+    def at_zero() -> dict[str, Any]:
+        obj = cluster.get("InferenceDeployment", NAME, namespace) or {}
+        status = obj.get("status") or {}
+        assert status.get("desiredReplicas") == 0, status
+        conds = {c["type"]: c for c in status.get("conditions") or []}
+        assert conds["ScalingActive"]["reason"] == "ScaledToZero", conds.get("ScalingActive")
+        return obj
+
+    eventually(at_zero, timeout=60)
+
+    # 1. Ten requests arrive at zero replicas: all wait at the gateway and all succeed.
+    burst = loop.load([(0.5, 20.0)])
+    t0 = time.monotonic()
+    asyncio.run(burst.run())
+    woke = time.monotonic() - t0
+    statuses = [(s.status, s.error) for _, s in burst.results]
+    assert statuses and all(code == 200 for code, _ in statuses), (
+        statuses[:2],
+        loop.pods.hosts(),
+        loop.gateway.gateway.routes["chat"].pool.slots if loop.gateway else None,
+    )
+    assert all(s.ok for _, s in burst.results)
+    ttfts = sorted(s.ttft for _, s in burst.results)
+    print(
+        f"\nfrom zero: {len(ttfts)} requests, all 200; first token after "
+        f"{ttfts[0]:.1f}-{ttfts[-1]:.1f}s (cold start of the whole loop), burst done in {woke:.1f}s"
+    )
+
+    # 2. Sustained load: the fleet grows past one replica, every request is served.
+    drive = loop.load([(50.0, 5.0), (1.0, 0.0)])
+    driver = _run_in_thread(drive)
+    peak = 0
+
+    def grew() -> bool:
+        nonlocal peak
+        replicas, ready = _replicas(cluster, namespace)
+        peak = max(peak, ready)
+        assert ready >= 3, (replicas, ready)
+        return True
+
+    eventually(grew, timeout=60)
+    driver.join(timeout=400)
+    assert not driver.is_alive()
+    samples: list[Sample] = [s for _, s in drive.results]
+    failed = [(s.status, s.error) for s in samples if not s.ok]
+    assert len(samples) > 150 and not failed, (len(samples), len(failed), failed[:5])
+    print(f"under load: {len(samples)} requests, 0 failed, up to {peak}+ Ready replicas")
+
+    # 3. Load stops: back to zero (stabilization, idle period, KEDA's cooldown).
+    def back_to_zero() -> bool:
+        replicas, ready = _replicas(cluster, namespace)
+        assert (replicas, ready) == (0, 0)
+        return True
+
+    eventually(back_to_zero, timeout=240)
+    reasons = {
+        e["reason"]
+        for e in cluster.list("Event", namespace)
+        if e.get("involvedObject", {}).get("name") == NAME
+    }
+    assert {"ScaleUp", "ScaleDown"} <= reasons, reasons
+    ups = [d for d in loop.timeline.decisions if d["to"] > d["from"]]
+    downs = [d for d in loop.timeline.decisions if d["to"] < d["from"]]
+    assert ups and downs
+    steps = [(d["from"], d["to"]) for d in loop.timeline.decisions]
+    print(f"decisions applied by the KEDA/HPA stand-in: {steps}")
+    requests.get(f"{loop.url}/metrics", timeout=5).raise_for_status()
