@@ -23,15 +23,9 @@ from typing import Any
 
 import pytest
 import requests
-from localprom import LocalPrometheus
-from timeline import Row, Timeline
+from liveloop import LiveLoop
 
-from inference_operator.gateway.proxy import Limits
-from inference_operator.gateway.run import Running, start_in_thread
 from inference_operator.loadtest.run import Drive, Sample
-from inference_operator.simulator.keda import Action, KedaStandIn
-from inference_operator.simulator.pods import FakePods
-from inference_operator.simulator.profiles import PROFILES
 from kubeharness import Cluster, eventually
 
 pytestmark = [
@@ -64,89 +58,6 @@ def infd(prometheus_url: str) -> dict[str, Any]:
     }
 
 
-class Loop:
-    """Everything around the operator that the live loop needs, started and stopped together."""
-
-    def __init__(self, cluster: Cluster, namespace: str) -> None:
-        self.cluster, self.namespace = cluster, namespace
-        self.dir = Path(tempfile.mkdtemp(prefix="infop-loop-"))
-        # Four sequences at a time and a fifth of the speed: one replica serves ~1.5 req/s.
-        profile = FakePods.with_max_num_seqs(PROFILES["llama-3.1-8b/l40s"], 4)
-        self.pods = FakePods(
-            namespace, f"infer.dev/deployment={NAME}", self.dir / "pods.json", profile, speed=0.2
-        )
-        self.gateway: Running | None = None
-        self.prometheus: LocalPrometheus | None = None
-        self.keda = KedaStandIn(namespace, period=1.0, on_action=self._action)
-        self.drive: Drive | None = None
-        self.timeline = Timeline(self._sample)
-
-    def _action(self, a: Action) -> None:
-        self.timeline.decisions.append({"t": a.at, "from": a.before, "to": a.after, "why": a.why})
-
-    def start(self) -> Loop:
-        self.pods.start()
-        self.gateway = start_in_thread(
-            limits=Limits(max_per_replica=6, max_waiting=500, queue_timeout_seconds=180),
-            namespace=self.namespace,
-            dial=self.pods.dial,
-        )
-        self.prometheus = LocalPrometheus(
-            [
-                {
-                    "job_name": "vllm",
-                    "file_sd_configs": [
-                        {"files": [str(self.dir / "pods.json")], "refresh_interval": "1s"}
-                    ],
-                },
-                {
-                    "job_name": "gateway",
-                    "static_configs": [{"targets": [f"127.0.0.1:{self.gateway.port}"]}],
-                },
-            ]
-        ).start()
-        self.keda.start()
-        self.timeline.start()
-        return self
-
-    def stop(self) -> None:
-        self.timeline.stop()
-        self.keda.stop()
-        if self.gateway:
-            self.gateway.stop.set()
-        self.pods.stop()
-        if self.prometheus:
-            self.prometheus.stop()
-
-    @property
-    def url(self) -> str:
-        assert self.gateway is not None
-        return f"http://127.0.0.1:{self.gateway.port}"
-
-    def _sample(self) -> Row:
-        obj = self.cluster.get("InferenceDeployment", NAME, self.namespace) or {}
-        status = obj.get("status") or {}
-        gateway_waiting = 0.0
-        if self.gateway is not None:
-            gateway_waiting = float(sum(r.waiting for r in self.gateway.gateway.routes.values()))
-        vllm_waiting = float(
-            sum(len(r.fake.engine.waiting) for r in list(self.pods.replicas.values()))
-        )
-        return Row(
-            t=time.time(),
-            offered_rps=self.drive.offered if self.drive else 0.0,
-            gateway_waiting=gateway_waiting,
-            vllm_waiting=vllm_waiting,
-            replicas=int((obj.get("spec") or {}).get("replicas") or 0),
-            desired=status.get("desiredReplicas"),
-            ready=int(status.get("readyReplicas") or 0),
-        )
-
-    def load(self, phases: list[tuple[float, float]], max_tokens: int = 48) -> Drive:
-        self.drive = Drive(self.url, NAME, phases, prompt_tokens=32, max_tokens=max_tokens)
-        return self.drive
-
-
 def _run_in_thread(drive: Drive) -> threading.Thread:
     t = threading.Thread(target=lambda: asyncio.run(drive.run()), daemon=True)
     t.start()
@@ -154,8 +65,8 @@ def _run_in_thread(drive: Drive) -> threading.Thread:
 
 
 @pytest.fixture
-def loop(cluster: Cluster, namespace: str, operator_running: object) -> Iterator[Loop]:
-    running = Loop(cluster, namespace).start()
+def loop(cluster: Cluster, namespace: str, operator_running: object) -> Iterator[LiveLoop]:
+    running = LiveLoop(namespace, NAME).start()
     try:
         yield running
     finally:
@@ -168,7 +79,6 @@ def loop(cluster: Cluster, namespace: str, operator_running: object) -> Iterator
             "InferenceDeployment 'chat': gateway -> fake vLLM pods, Prometheus, recommender, "
             "gRPC scaler, KEDA/HPA stand-in",
         )
-        shutil.rmtree(running.dir, ignore_errors=True)
 
 
 def _replicas(cluster: Cluster, namespace: str) -> tuple[int, int]:
@@ -179,7 +89,7 @@ def _replicas(cluster: Cluster, namespace: str) -> tuple[int, int]:
 
 
 def test_scales_from_zero_up_under_load_and_back_to_zero(
-    loop: Loop, cluster: Cluster, namespace: str
+    loop: LiveLoop, cluster: Cluster, namespace: str
 ) -> None:
     assert loop.prometheus is not None
     cluster.apply({**infd(loop.prometheus.url), "metadata": {"name": NAME, "namespace": namespace}})
@@ -196,7 +106,7 @@ def test_scales_from_zero_up_under_load_and_back_to_zero(
     eventually(at_zero, timeout=60)
 
     # 1. Ten requests arrive at zero replicas: all wait at the gateway and all succeed.
-    burst = loop.load([(0.5, 20.0)])
+    burst = loop.load(NAME, [(0.5, 20.0)])
     t0 = time.monotonic()
     asyncio.run(burst.run())
     woke = time.monotonic() - t0
@@ -214,7 +124,7 @@ def test_scales_from_zero_up_under_load_and_back_to_zero(
     )
 
     # 2. Sustained load: the fleet grows past one replica, every request is served.
-    drive = loop.load([(50.0, 5.0), (1.0, 0.0)])
+    drive = loop.load(NAME, [(40.0, 5.0), (1.0, 0.0)])
     driver = _run_in_thread(drive)
     peak = 0
 
@@ -230,7 +140,7 @@ def test_scales_from_zero_up_under_load_and_back_to_zero(
     assert not driver.is_alive()
     samples: list[Sample] = [s for _, s in drive.results]
     failed = [(s.status, s.error) for s in samples if not s.ok]
-    assert len(samples) > 150 and not failed, (len(samples), len(failed), failed[:5])
+    assert len(samples) > 120 and not failed, (len(samples), len(failed), failed[:5])
     print(f"under load: {len(samples)} requests, 0 failed, up to {peak}+ Ready replicas")
 
     # 3. Load stops: back to zero (stabilization, idle period, KEDA's cooldown).
