@@ -2,7 +2,7 @@
 PY ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck layers unit integration tools bench install
+.PHONY: run test lint typecheck layers unit integration tools bench bench-gateway install
 
 install:
 	$(PY) -m pip install -q -e '.[test]'
@@ -33,5 +33,8 @@ integration: tools
 test: lint typecheck layers tools
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-bench:
+bench: bench-gateway
 	$(PY) -m inference_operator.bench.standard
+
+bench-gateway:
+	$(PY) -m inference_operator.gateway.bench

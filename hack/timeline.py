@@ -28,6 +28,8 @@ class Timeline:
     period: float = 1.0
     rows: list[Row] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    # What the run measured, saved beside the rows (the test's numbers for the docs).
+    notes: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -53,6 +55,7 @@ class Timeline:
         data = {
             "rows": [{**asdict(r), "t": round(r.t - t0, 2)} for r in self.rows],
             "decisions": [{**d, "t": round(d["t"] - t0, 2)} for d in self.decisions],
+            "notes": self.notes,
         }
         json_path.write_text(json.dumps(data, indent=1))
         if png_path is not None:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
+DEFAULT_IMAGE = "ghcr.io/inference-operator/inference-operator:0.1.0"
 
 
 class Settings(BaseModel):
@@ -40,6 +41,9 @@ class Settings(BaseModel):
         DEFAULT_PROMETHEUS_URL,
         description="Prometheus for InferenceDeployments that do not name one.",
         pattern=r"^https?://[^\s]+$",
+    )
+    image: str = Field(
+        DEFAULT_IMAGE, description="The operator's own image; gateways run it too.", min_length=1
     )
     prometheus_token_file: str | None = Field(
         None, description="File with a bearer token for Prometheus (re-read on every query)."

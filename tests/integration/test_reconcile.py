@@ -193,3 +193,45 @@ def test_no_capacity_surfaces_as_insufficient_capacity(
     assert "Insufficient nvidia.com/gpu" in c["message"]
     events = cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
     assert "InsufficientCapacity" in events
+
+
+def test_spec_gateway_makes_a_gateway_and_removing_it_cleans_up(
+    cluster: Cluster, namespace: str, operator_running: object
+) -> None:
+    gateway = {"replicas": 2, "maxWaiting": 50, "queueTimeout": "90s", "maxPerReplica": 8}
+    cluster.apply(infd(namespace, replicas=1, gateway=gateway))
+    wait_ready(cluster, namespace, "llama", 1)
+
+    def up() -> dict[str, Any] | None:
+        dep = cluster.get("deployment", "llama-gateway", namespace)
+        return dep if ((dep or {}).get("status") or {}).get("readyReplicas") == 2 else None
+
+    dep = eventually(up, timeout=90, what="gateway Deployment with 2 Ready pods")
+    pod = dep["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert args[args.index("--deployment") + 1] == "llama"
+    assert args[args.index("--max-waiting") + 1] == "50"
+    assert args[args.index("--queue-timeout") + 1] == "90"
+    assert pod["serviceAccountName"] == "llama-gateway"
+    for kind in ("service", "pdb", "serviceaccount", "role", "rolebinding"):
+        obj = cluster.get(kind, "llama-gateway", namespace)
+        assert obj is not None, kind
+        assert obj["metadata"]["ownerReferences"][0]["name"] == "llama"
+    # The model's own selector picks vLLM pods only, never the gateway's.
+    model_pods = cluster.list("pod", namespace, "infer.dev/deployment=llama")
+    assert len(model_pods) == 1
+    assert all("gateway" not in p["metadata"]["name"] for p in model_pods)
+    status = (cluster.get("infd", "llama", namespace) or {})["status"]
+    assert status["gateway"] == {"service": "llama-gateway"}
+
+    remove = '[{"op": "remove", "path": "/spec/gateway"}]'
+    cluster.kubectl("patch", "infd", "llama", "-n", namespace, "--type=json", "-p", remove)
+
+    def gone() -> bool:
+        kinds = ("deployment", "service", "pdb", "serviceaccount", "role", "rolebinding")
+        left = [k for k in kinds if cluster.get(k, "llama-gateway", namespace) is not None]
+        assert not left, left
+        return True
+
+    eventually(gone, timeout=60, what="gateway objects deleted")
+    assert cluster.get("service", "llama", namespace) is not None

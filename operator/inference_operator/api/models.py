@@ -526,6 +526,29 @@ class NodePoolSpec(Base):
         return self
 
 
+class GatewaySpec(Base):
+    """An OpenAI-compatible gateway for this model: holds requests while no replica is free
+    (scale from zero, saturation) and balances by outstanding requests and zone."""
+
+    replicas: int = Field(2, description="Gateway pods.", ge=1, le=20)
+    max_waiting: int = Field(
+        1000, description="Requests that may wait for a replica; more get 429.", ge=1, le=100_000
+    )
+    queue_timeout: str = Field(
+        "10m",
+        description="How long a request may wait for a replica before a 503 (cover a cold start).",
+        pattern=DURATION_PATTERN,
+        max_length=16,
+    )
+    max_per_replica: int = Field(
+        64,
+        description="Requests in flight per vLLM replica; more wait at the gateway "
+        "(match vLLM's --max-num-seqs to keep vLLM's own queue short).",
+        ge=1,
+        le=10_000,
+    )
+
+
 class InferenceDeploymentSpec(Base):
     """Desired state of an InferenceDeployment."""
 
@@ -543,6 +566,9 @@ class InferenceDeploymentSpec(Base):
         default_factory=AutoscalingSpec, description="Demand-driven scaling."
     )
     node_pool: NodePoolSpec | None = Field(None, description="Karpenter NodePool.")
+    gateway: GatewaySpec | None = Field(
+        None, description="Run a gateway in front of this model (omit: none, or a shared one)."
+    )
 
 
 class Condition(Base):
@@ -574,6 +600,12 @@ class RecommendationStatus(Base):
     at: str | None = Field(None, description="When.")
 
 
+class GatewayStatus(Base):
+    """Where the gateway is."""
+
+    service: str = Field(description="Its Service, in this namespace (port 80).")
+
+
 class InferenceDeploymentStatus(Base):
     """Observed state of an InferenceDeployment."""
 
@@ -587,6 +619,7 @@ class InferenceDeploymentStatus(Base):
     conditions: list[Condition] = Field(default_factory=list, description="Conditions.")
     signals: Signals | None = Field(None, description="Last observed load.")
     recommendation: RecommendationStatus | None = Field(None, description="Last decision.")
+    gateway: GatewayStatus | None = Field(None, description="The gateway spec.gateway made.")
     scaler_state: dict[str, Any] | None = Field(
         None,
         description="The recommender's memory, kept here to survive operator restarts.",

@@ -14,10 +14,11 @@ from inference_operator.builders.autoscaling import (
     build_scaled_object,
     build_trigger_authentication,
 )
+from inference_operator.builders.gateway import build_gateway, gateway_name
 from inference_operator.builders.names import Owner
 from inference_operator.builders.nodepool import build_nodepool
 from inference_operator.builders.workload import build_workload
-from inference_operator.settings import DEFAULT_PROMETHEUS_URL
+from inference_operator.settings import DEFAULT_IMAGE, DEFAULT_PROMETHEUS_URL
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,18 @@ class Available:
     scaler_address: str | None = None
     # The Prometheus for specs that name none (the operator's INFOP_PROMETHEUS_URL).
     prometheus_url: str = DEFAULT_PROMETHEUS_URL
+    # The operator's image, which also runs the gateway.
+    operator_image: str = DEFAULT_IMAGE
+
+
+GATEWAY_KINDS = (
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("v1", "ServiceAccount"),
+)
 
 
 @dataclass
@@ -45,8 +58,15 @@ def build_all(
     spec: InferenceDeploymentSpec,
     available: Available,
     planned_types: list[str] | None = None,
+    had_gateway: bool = False,
 ) -> Desired:
     out = Desired(apply=build_workload(owner, spec, available.pod_monitor))
+    out.apply += build_gateway(owner, spec, available.operator_image)
+    if spec.gateway is None and had_gateway:
+        # Only when status says one was made: a GET per kind on every pass costs the API server.
+        name = gateway_name(owner)
+        for api_version, kind in GATEWAY_KINDS:
+            out.absent.append((api_version, kind, name, owner.namespace))
     keda_objs: list[dict[str, Any]] = []
     if spec.autoscaling.enabled and available.keda:
         scaled = build_scaled_object(

@@ -43,8 +43,11 @@ class Discovery:
         gateway: Gateway,
         loop: asyncio.AbstractEventLoop,
         namespace: str | None = None,
+        only: str | None = None,
     ) -> None:
         self.gateway, self.loop, self.namespace = gateway, loop, namespace
+        # One InferenceDeployment's gateway (spec.gateway) rather than the namespace's.
+        self.only = only
         self.stop = threading.Event()
         # (namespace, service) -> {slice name: slice}
         self._slices: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
@@ -71,6 +74,8 @@ class Discovery:
             if self.stop.is_set():
                 return
             meta, spec = obj["metadata"], obj.get("spec") or {}
+            if self.only is not None and meta["name"] != self.only:
+                continue
             key = (str(meta["namespace"]), str(meta["name"]))
             model = str((spec.get("model") or {}).get("servedName") or meta["name"])
             with self._lock:
@@ -85,7 +90,8 @@ class Discovery:
 
     def _watch_slices(self) -> None:
         api = "discovery.k8s.io/v1"
-        for kind, obj in kube.watch_objects(api, "EndpointSlice", self.namespace, SERVICE_NAME):
+        selector = SERVICE_NAME if self.only is None else f"{SERVICE_NAME}={self.only}"
+        for kind, obj in kube.watch_objects(api, "EndpointSlice", self.namespace, selector):
             if self.stop.is_set():
                 return
             meta = obj["metadata"]

@@ -18,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="0.0.0.0", help="address to listen on")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--namespace", default=None, help="only this namespace's models (default all)")
+    p.add_argument(
+        "--deployment", default=None, help="only this InferenceDeployment (needs --namespace)"
+    )
     p.add_argument("--zone", default=None, help="this gateway's zone: same-zone replicas first")
     p.add_argument("--max-per-replica", type=int, default=64, help="requests in flight per replica")
     p.add_argument(
@@ -32,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _limits(args: argparse.Namespace) -> Limits:
+    if args.deployment and not args.namespace:
+        raise SystemExit(f"--deployment {args.deployment}: needs --namespace")
     for name in ("max_per_replica", "max_waiting"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')}: {getattr(args, name)} must be >= 1")
@@ -44,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     gateway = Gateway(_limits(args), args.zone)
 
     async def start_discovery(_: web.Application) -> None:
-        Discovery(gateway, asyncio.get_running_loop(), args.namespace).start()
+        Discovery(gateway, asyncio.get_running_loop(), args.namespace, args.deployment).start()
 
     app = gateway.app()
     app.on_startup.append(start_discovery)

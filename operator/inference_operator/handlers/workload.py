@@ -21,6 +21,7 @@ from inference_operator.api.conditions import (
 )
 from inference_operator.api.errors import spec_errors
 from inference_operator.api.models import GROUP, PLURAL, VERSION, InferenceDeploymentSpec
+from inference_operator.builders.gateway import gateway_name
 from inference_operator.builders.names import OWNER_LABEL, Owner
 from inference_operator.builders.nodepool import OWNER_NAME, OWNER_NAMESPACE
 from inference_operator.builders.plan import Available, build_all
@@ -95,9 +96,11 @@ def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger)
         karpenter=kube.has_kind("karpenter.sh/v1", "NodePool"),
         scaler_address=SETTINGS.scaler_address if SETTINGS.scaler_port else None,
         prometheus_url=SETTINGS.prometheus_url,
+        operator_image=SETTINGS.image,
     )
     capacity, planned = assess(spec)
-    desired = build_all(owner, spec, available, capacity.get("instanceTypes") or None)
+    had_gateway = bool(status.get("gateway"))
+    desired = build_all(owner, spec, available, capacity.get("instanceTypes") or None, had_gateway)
     for api_version, kind, name, namespace in desired.absent:
         if kube.get(api_version, kind, name, namespace) is not None:
             kube.delete(api_version, kind, name, namespace)
@@ -126,6 +129,9 @@ def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger)
     )
     if status.get("capacity") != capacity:
         patch.status["capacity"] = capacity
+    gateway = {"service": gateway_name(owner)} if spec.gateway is not None else None
+    if status.get("gateway") != gateway:
+        patch.status["gateway"] = gateway
     old = list(status.get("conditions") or [])
     conds = set_conditions(old, [*workload_conditions(view), planned], stamp, generation)
     wanted = {
