@@ -10,7 +10,11 @@ import yaml
 from inference_operator.api.crd import render_crd
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = [ROOT / "crds" / "infer.dev_inferencedeployments.yaml"]
+# The chart ships the same file in its crds/ (Helm installs those before its templates).
+TARGETS = [
+    ROOT / "crds" / "infer.dev_inferencedeployments.yaml",
+    ROOT / "charts" / "inference-operator" / "crds" / "infer.dev_inferencedeployments.yaml",
+]
 
 
 def rendered() -> str:

@@ -129,6 +129,7 @@ def test_scales_from_zero_up_under_load_and_back_to_zero(
     # 2. Sustained load: the fleet grows past one replica, every request is served.
     drive = loop.load(NAME, [(40.0, 5.0), (1.0, 0.0)])
     driver = _run_in_thread(drive)
+
     def grew() -> bool:
         replicas, ready = _replicas(cluster, namespace)
         assert ready >= 3, (replicas, ready)
