@@ -16,6 +16,7 @@ run: tools
 lint:
 	$(PY) -m ruff check operator tests hack
 	$(PY) -m ruff format --check operator tests hack
+	hadolint Dockerfile
 
 typecheck:
 	$(PY) -m mypy

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -12,12 +11,9 @@ from typing import Any
 
 import requests
 import yaml
+from localcluster import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["LocalPrometheus", "free_port"]
 
 
 class LocalPrometheus:

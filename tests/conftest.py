@@ -7,7 +7,6 @@ INFOP_KUBECONFIG=<path> points the suite at an existing cluster instead (kind).
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import uuid
 from collections.abc import Iterator
@@ -50,12 +49,6 @@ def namespace(cluster: object) -> Iterator[str]:
     cluster.delete_namespace(name)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def operator_running(cluster: object) -> Iterator[object]:
     """The operator, in-process (kopf.testing.KopfRunner), against the session's cluster."""
@@ -70,6 +63,8 @@ def operator_running(cluster: object) -> Iterator[object]:
     # Short periods so drift and capacity problems show within a test's patience.
     os.environ.setdefault("INFOP_RESYNC_SECONDS", "3")
     os.environ.setdefault("INFOP_PENDING_THRESHOLD_SECONDS", "3")
+    from localcluster import free_port
+
     os.environ.setdefault("INFOP_AUTOSCALE_SECONDS", "1")
     # Tests that want metrics name their own Prometheus; the default must not leave loopback
     # (the chart's default is a cluster DNS name).

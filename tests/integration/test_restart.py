@@ -36,6 +36,8 @@ def start_operator(cluster: Cluster, namespace: str, log: Path) -> subprocess.Po
         "INFOP_HEALTH_PORT": "0",
         "INFOP_RESYNC_SECONDS": "3",
         "INFOP_LOG_LEVEL": "WARNING",
+        # The session's operator serves the scaler; a second one on its port would not start.
+        "INFOP_SCALER_PORT": "0",
     }
     return subprocess.Popen(
         [sys.executable, "-m", "inference_operator", "run"],

@@ -19,6 +19,15 @@ def test_committed_crd_matches_the_models() -> None:
     assert res.returncode == 0, res.stdout
 
 
+def test_committed_api_reference_matches_the_crd() -> None:
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "hack/gen_api_docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stdout
+
+
 def _walk(node: Any, path: str = "") -> list[str]:
     """Paths where the schema is not structural (no type, or anyOf/$ref left over)."""
     bad: list[str] = []
