@@ -90,6 +90,10 @@ def main() -> int:
             "INFOP_RESYNC_SECONDS": str(args.resync),
             "INFOP_HEALTH_PORT": "0",
             "INFOP_LOG_LEVEL": "WARNING",
+            "INFOP_METRICS_PORT": "0",
+            "INFOP_SCALER_PORT": "0",
+            # Loopback only: the default is a cluster DNS name.
+            "INFOP_PROMETHEUS_URL": "http://127.0.0.1:9",
         }
         log = (cluster.state / "operator.log").open("wb")
         operator = subprocess.Popen(

@@ -38,6 +38,8 @@ def start_operator(cluster: Cluster, namespace: str, log: Path) -> subprocess.Po
         "INFOP_LOG_LEVEL": "WARNING",
         # The session's operator serves the scaler; a second one on its port would not start.
         "INFOP_SCALER_PORT": "0",
+        # Loopback only: the default is a cluster DNS name.
+        "INFOP_PROMETHEUS_URL": "http://127.0.0.1:9",
     }
     return subprocess.Popen(
         [sys.executable, "-m", "inference_operator", "run"],

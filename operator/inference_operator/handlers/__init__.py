@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import kopf
 
+from inference_operator import telemetry
 from inference_operator.handlers import autoscale, workload  # noqa: F401  (registers handlers)
 from inference_operator.scaler.server import ScalerServer
 from inference_operator.settings import load_settings
 
 _scaler: ScalerServer | None = None
+_metrics_served = False
 
 
 @kopf.on.startup()
@@ -18,6 +21,11 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     ours = load_settings()
     settings.peering.standalone = ours.standalone
     settings.peering.name = ours.peering_name
+    if not ours.standalone:
+        # kopf freezes every peer when two share a priority; a random one per process makes the
+        # highest act and the others wait, taking over when its peering record expires.
+        settings.peering.priority = random.SystemRandom().randint(1, 2**31 - 1)
+        settings.peering.mandatory = True
     settings.persistence.finalizer = "infer.dev/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="infer.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -27,8 +35,14 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
     settings.execution.max_workers = 20
+    if ours.namespace and not any(c in ours.namespace for c in "!*?,"):
+        # One exact namespace: no need to list namespaces (which a namespaced Role cannot).
+        settings.scanning.disabled = True
     settings.queueing.error_delays = [1, 2, 5, 10, 30, 60]
-    global _scaler
+    global _scaler, _metrics_served
+    if ours.metrics_port and not _metrics_served:
+        telemetry.serve(ours.bind_host, ours.metrics_port)
+        _metrics_served = True
     if ours.scaler_port and _scaler is None:
         _scaler = ScalerServer(ours.bind_host, ours.scaler_port, autoscale.decision_from_status)
         _scaler.start()

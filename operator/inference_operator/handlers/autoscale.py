@@ -8,6 +8,7 @@ so a restarted operator resumes with it (and otherwise starts in panic mode: no 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
+from inference_operator import telemetry
 from inference_operator.api.conditions import Cond, conditions_equal, set_conditions
 from inference_operator.api.models import GROUP, PLURAL, VERSION, InferenceDeploymentSpec
 from inference_operator.builders.names import Owner
@@ -94,6 +96,10 @@ def decide(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
     rec, state = recommend(reading.observation, policy, state, now)
     _memory[meta["uid"]] = state
     DECISIONS.put(key, Decision(rec.replicas, pods, now))
+    telemetry.RECOMMENDED.labels(*key).set(rec.replicas)
+    telemetry.READY.labels(*key).set(ready)
+    if reading.error is not None:
+        telemetry.METRICS_READ_ERRORS.labels(*key).inc()
 
     active = scaling_active(reading.observation, policy, reading.error, url)
     conds = set_conditions(old, [active, scaling_limited(rec)], stamp, meta.get("generation"))
@@ -110,6 +116,7 @@ def decide(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
         changed = True
         if before.get("replicas") is not None:
             verb = "ScaleUp" if rec.replicas > int(before["replicas"]) else "ScaleDown"
+            telemetry.DECISIONS.labels(*key, "up" if verb == "ScaleUp" else "down").inc()
             kopf.info(body, reason=verb, message=f"{before['replicas']} -> {rec.reason}")
         logger.info(f"recommendation: {rec.reason}")
     if _without_time(status.get("signals")) != _without_time(signals):
@@ -127,10 +134,15 @@ def decide(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
 
 @kopf.timer(GROUP, VERSION, PLURAL, id="autoscale", interval=SETTINGS.autoscale_seconds)
 def autoscale(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-    decide(body, patch, logger)
+    with telemetry.timed("autoscale"):
+        decide(body, patch, logger)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, id="forget-decision", optional=True)
 def forget(meta: kopf.Meta, **_: Any) -> None:
-    DECISIONS.forget((meta["namespace"], meta["name"]))
+    key = (meta["namespace"], meta["name"])
+    DECISIONS.forget(key)
     _memory.pop(meta["uid"], None)
+    for gauge in (telemetry.RECOMMENDED, telemetry.READY):
+        with contextlib.suppress(KeyError):
+            gauge.remove(*key)

@@ -13,6 +13,7 @@ from typing import Any, cast
 import kopf
 from pydantic import ValidationError
 
+from inference_operator import telemetry
 from inference_operator.api.conditions import (
     WorkloadView,
     conditions_equal,
@@ -62,7 +63,7 @@ _locks: collections.defaultdict[tuple[str, str], threading.Lock] = collections.d
 
 
 def reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
-    with _locks[(body.meta["namespace"], body.meta["name"])]:
+    with _locks[(body.meta["namespace"], body.meta["name"])], telemetry.timed("reconcile"):
         _reconcile_workload(body, patch, logger)
 
 

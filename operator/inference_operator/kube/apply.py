@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
+from inference_operator import telemetry
 from inference_operator.builders.names import FIELD_MANAGER
 
 _lock = threading.RLock()
@@ -99,6 +100,7 @@ def has_kind(api_version: str, kind: str) -> bool:
     return True
 
 
+@telemetry.counted("get")
 def get(api_version: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
     try:
         obj = resource(api_version, kind).get(name=name, namespace=namespace)
@@ -108,6 +110,7 @@ def get(api_version: str, kind: str, name: str, namespace: str | None) -> dict[s
     return out
 
 
+@telemetry.counted("apply")
 def apply(obj: dict[str, Any]) -> bool:
     """Make the fields we own equal `obj`. Returns True when a write was needed."""
     meta = obj["metadata"]
@@ -147,6 +150,7 @@ def namespace_terminating(e: ApiException) -> bool:
     return e.status == 403 and "NamespaceTerminating" in str(e.body)
 
 
+@telemetry.counted("list")
 def list_objects(
     api_version: str, kind: str, namespace: str | None, selector: str
 ) -> list[dict[str, Any]]:
@@ -154,6 +158,7 @@ def list_objects(
     return [i.to_dict() for i in items.items]
 
 
+@telemetry.counted("delete")
 def delete(api_version: str, kind: str, name: str, namespace: str | None) -> None:
     with contextlib.suppress(NotFoundError):
         resource(api_version, kind).delete(name=name, namespace=namespace)
@@ -172,6 +177,7 @@ __all__ = [
 ]
 
 
+@telemetry.counted("patch_status")
 def patch_status(
     api_version: str, kind: str, name: str, namespace: str | None, status: dict[str, Any]
 ) -> None:
@@ -198,6 +204,7 @@ def watch_objects(
         yield str(event["type"]), dict(event["raw_object"])
 
 
+@telemetry.counted("scale")
 def scale(api_version: str, kind: str, name: str, namespace: str, replicas: int) -> None:
     """Write replicas through the /scale subresource, as KEDA and the HPA do."""
     resource(api_version, kind).subresources["scale"].patch(
