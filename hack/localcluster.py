@@ -310,7 +310,12 @@ class LocalCluster:
         )
         (self.state / "audit-policy.yaml").write_text(
             "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n"
-            "rules:\n- level: Metadata\n  users: [inference-operator]\n- level: None\n"
+            # The operator's writes with their bodies (tests search them for leaked secrets),
+            # its reads as metadata; nobody else's.
+            "rules:\n"
+            "- level: Request\n  users: [inference-operator]\n  verbs: [create, update, patch]\n"
+            "- level: Metadata\n  users: [inference-operator]\n"
+            "- level: None\n"
         )
 
     def _start_etcd(self) -> None:

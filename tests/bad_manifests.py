@@ -160,4 +160,76 @@ BAD = [
         "should match",
     ),
     (with_("engine.image", "vllm image:latest"), "spec.engine.image", "should match"),
+    # Wrong types, huge and negative numbers.
+    (with_("replicas", 1.5), "spec.replicas", "must be of type integer"),
+    (with_("accelerator.perReplica", "4"), ".spec.accelerator.perReplica: expected numeric", ""),
+    (with_("model", "llama"), ".spec.model: expected map", ""),
+    (with_("accelerator.types", "L40S"), ".spec.accelerator.types: expected list", ""),
+    (
+        with_("autoscaling.maxReplicas", 10**12),
+        "spec.autoscaling.maxReplicas",
+        "less than or equal",
+    ),
+    (with_("autoscaling.minReplicas", -3), "spec.autoscaling.minReplicas", "greater than or equal"),
+    (
+        with_("autoscaling.targets", {"queuePerReplica": 1e308}),
+        "spec.autoscaling.targets.queuePerReplica",
+        "less than or equal to 10000",
+    ),
+    (
+        with_("autoscaling.behavior", {"scaleUp": {"maxFactor": 1}}),
+        "spec.autoscaling.behavior.scaleUp.maxFactor",
+        "greater than 1",
+    ),
+    (with_("gateway", {"replicas": 0}), "spec.gateway.replicas", "greater than or equal to 1"),
+    # Too long, too many.
+    (with_("model.uri", "hf://org/" + "m" * 1000), "spec.model.uri", "may not be more than 512"),
+    (with_("engine.args", ["--x"] * 100), "spec.engine.args", "must have at most 64 items"),
+    (with_("engine.args", ["--x=" + "y" * 2000]), "spec.engine.args[0]", "more than 1024"),
+    (
+        with_("accelerator.types", [f"t{i}" for i in range(50)]),
+        "spec.accelerator.types",
+        "must have at most",
+    ),
+    # Control characters, path tricks, unicode where names are expected.
+    (with_("engine.args", ["--max-num-seqs=8\r--port=1"]), "spec.engine.args[0]", "should match"),
+    (with_("engine.args", ["--x\u0000"]), "spec.engine.args[0]", "should match"),
+    (with_("model.servedName", "llama-🦙"), "spec.model.servedName", "should match"),
+    (
+        with_("model.tokenSecretRef", {"name": "hf", "key": "../../token"}),
+        "spec.model.tokenSecretRef.key",
+        "should match",
+    ),
+    (
+        with_(
+            "autoscaling.schedules",
+            [
+                {
+                    "cron": "0 8 * * *",
+                    "timezone": "../../etc/passwd",
+                    "minReplicas": 1,
+                    "duration": "1h",
+                }
+            ],
+        ),
+        "spec.autoscaling.schedules[0].timezone",
+        "should match",
+    ),
+    (with_("nodePool.zones", ["US-EAST-1A"]), "spec.nodePool.zones[0]", "should match"),
+    (with_("gateway", {"queueTimeout": "forever"}), "spec.gateway.queueTimeout", "should match"),
+    (
+        with_("engine.env", [{"name": "PATH=/tmp", "value": "x"}]),
+        "spec.engine.env[0].name",
+        "should match",
+    ),
+    # Unknown fields, deeply nested junk: refused by name (server-side apply's typed patch).
+    (with_("replicaz", 3), ".spec.replicaz: field not declared in schema", ""),
+    (
+        with_("model.junk", {"a": {"b": {"c": {"d": {"e": [1, {"f": None}]}}}}}),
+        ".spec.model.junk: field not declared in schema",
+        "",
+    ),
 ]
+
+# metadata.name becomes a Service name: a DNS-1035 label of at most 63 characters.
+BAD_NAMES = ["a" * 64, "1llama", "llama.v2", "Llama"]

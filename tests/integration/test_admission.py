@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bad_manifests import BAD, GOOD, with_
+from bad_manifests import BAD, BAD_NAMES, GOOD, with_
 from inference_operator.api.models import InferenceDeploymentSpec
 from inference_operator.kube.apply import apply_body
 from kubeharness import Cluster
@@ -41,6 +41,21 @@ def test_bad_manifest_is_rejected_naming_the_field(
     assert not res.ok, "accepted"
     assert field in res.message
     assert detail in res.message
+
+
+def test_the_corpus_is_large() -> None:
+    assert len(BAD) + len(BAD_NAMES) >= 50
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_names_that_cannot_name_a_service_are_rejected(
+    cluster: Cluster, ns: str, name: str
+) -> None:
+    res = cluster.apply(body(ns, GOOD, name), check=False)
+    assert not res.ok, "accepted"
+    assert "metadata.name must be a DNS-1035 label" in res.message or (
+        "metadata.name" in res.message  # the API server's own name rule, for "Llama" and dots
+    ), res.message
 
 
 def test_accelerator_kind_is_immutable(cluster: Cluster, ns: str) -> None:

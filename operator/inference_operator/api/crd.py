@@ -64,6 +64,12 @@ def openapi_schema(model: type[Any]) -> dict[str, Any]:
     return dict(_structural(raw, raw.get("$defs", {})))
 
 
+NAME_RULE = (
+    "metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a "
+    "letter, at most 63 characters): it names the model's Service"
+)
+
+
 def _status_schema() -> dict[str, Any]:
     schema = openapi_schema(InferenceDeploymentStatus)
     # The operator records extra bookkeeping (the recommender's state, the capacity plan) as it
@@ -134,6 +140,15 @@ def render_crd() -> dict[str, Any]:
                             "type": "object",
                             "description": InferenceDeployment.__doc__,
                             "required": ["spec"],
+                            # The name becomes a Service's name: a DNS-1035 label, which the
+                            # CRD's own name rule (a DNS-1123 subdomain) would let through.
+                            "x-kubernetes-validations": [
+                                {
+                                    "rule": "self.metadata.name.size() <= 63 && "
+                                    "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+                                    "message": NAME_RULE,
+                                }
+                            ],
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},

@@ -72,8 +72,9 @@ def validations(*rules: dict[str, str]) -> dict[str, Any]:
 
 
 class Base(BaseModel):
+    # strict: "4" is not 4, as the API server's schema says; what render accepts, admission does.
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, strict=True
     )
 
 

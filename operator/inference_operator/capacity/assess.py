@@ -7,13 +7,30 @@ from typing import Any
 
 from inference_operator.api.conditions import Cond
 from inference_operator.api.models import InferenceDeploymentSpec
-from inference_operator.capacity.catalogue import find_model
-from inference_operator.capacity.plan import Request, parse_parameters, plan
+from inference_operator.capacity.catalogue import INSTANCES, find_model
+from inference_operator.capacity.plan import Request, matches, parse_parameters, plan
 
 DEFAULT_MAX_MODEL_LEN = 8192
 
 
+def unknown_types(spec: InferenceDeploymentSpec) -> list[str]:
+    """Entries of accelerator.types that name no instance type, GPU or family of this kind."""
+    kind = [i for i in INSTANCES if i.kind == spec.accelerator.kind]
+    return [t for t in spec.accelerator.types if not any(matches(i, (t,)) for i in kind)]
+
+
 def assess(spec: InferenceDeploymentSpec) -> tuple[dict[str, Any], Cond]:
+    unknown = unknown_types(spec)
+    if unknown and len(unknown) == len(spec.accelerator.types):
+        known = sorted({i.accelerator for i in INSTANCES if i.kind == spec.accelerator.kind})
+        return {"fits": None}, Cond(
+            "CapacityPlanned",
+            "Unknown",
+            "UnknownAcceleratorType",
+            f"spec.accelerator.types: {', '.join(unknown)} names no {spec.accelerator.kind} "
+            f"instance type, GPU or family the operator knows ({', '.join(known)}, or an "
+            "instance type such as g6e.xlarge); pods ask for the node labels as written",
+        )
     arch = find_model(spec.model.uri)
     if arch is not None:
         params = arch.params_b

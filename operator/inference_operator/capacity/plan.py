@@ -79,7 +79,7 @@ class Plan:
         return self.devices_per_replica is not None
 
 
-def _matches(instance: Instance, types: tuple[str, ...]) -> bool:
+def matches(instance: Instance, types: tuple[str, ...]) -> bool:
     if not types:
         return True
     for t in types:
@@ -102,7 +102,7 @@ def plan(req: Request) -> Plan:
     options: list[Option] = []
     best: int | None = None
     for inst in INSTANCES:
-        if inst.kind != req.kind or not _matches(inst, req.types):
+        if inst.kind != req.kind or not matches(inst, req.types):
             continue
         usable = (
             inst.memory_gib_per_device * req.gpu_memory_utilization - req.overhead_gib_per_device
@@ -125,7 +125,7 @@ def plan(req: Request) -> Plan:
             (
                 i.memory_gib_per_device * i.devices
                 for i in INSTANCES
-                if i.kind == req.kind and _matches(i, req.types)
+                if i.kind == req.kind and matches(i, req.types)
             ),
             default=0.0,
         )

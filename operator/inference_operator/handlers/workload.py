@@ -78,12 +78,15 @@ def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger)
     except ValidationError as e:
         # The CRD schema should have refused this; if it got through, say so and wait.
         message = "; ".join(spec_errors(e))
+        old = list(status.get("conditions") or [])
         conds = set_conditions(
-            list(status.get("conditions") or []),
+            old,
             workload_conditions(WorkloadView(0, 0, 0, 0, invalid=message)),
             stamp,
             generation,
         )
+        if conditions_equal(old, conds) and status.get("observedGeneration") == generation:
+            return  # already reported: no Event, no error log, no write on every resync
         patch.status["conditions"] = conds
         patch.status["observedGeneration"] = generation
         kopf.warn(body, reason="InvalidSpec", message=message)
