@@ -222,6 +222,23 @@ class LocalCluster:
         if not os.environ.get("INFOP_KEEP_STATE"):
             shutil.rmtree(self.state, ignore_errors=True)
 
+    # --- faults, for the reliability tests ------------------------------------------------
+    def restart_apiserver(self) -> float:
+        """Kill kube-apiserver (a crash: a graceful stop waits a minute for open watches) and
+        start it again on the same port; seconds until it is ready."""
+        proc = self.procs.pop("kube-apiserver")
+        proc.kill()
+        proc.wait(timeout=30)
+        t0 = time.monotonic()
+        self._start_apiserver()
+        return time.monotonic() - t0
+
+    def pause(self, name: str) -> None:
+        os.kill(self.procs[name].pid, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        os.kill(self.procs[name].pid, signal.SIGCONT)
+
     # --- pieces ----------------------------------------------------------------------------
     def _run(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.state / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process

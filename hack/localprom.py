@@ -60,6 +60,12 @@ class LocalPrometheus:
         self.stop()
         raise RuntimeError(f"prometheus did not become ready:\n{self.log[-2000:]}")
 
+    def kill(self) -> None:
+        """Stop the process only (an outage); start() brings it back on the same port."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()

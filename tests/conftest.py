@@ -49,6 +49,18 @@ def namespace(cluster: object) -> Iterator[str]:
     cluster.delete_namespace(name)
 
 
+@pytest.fixture
+def solo(cluster: object) -> Iterator[str]:
+    """A namespace for a test that runs its own operator process (the session's skips solo-*)."""
+    from kubeharness import Cluster
+
+    assert isinstance(cluster, Cluster)
+    name = f"solo-{uuid.uuid4().hex[:8]}"
+    cluster.create_namespace(name)
+    yield name
+    cluster.delete_namespace(name)
+
+
 @pytest.fixture(scope="session")
 def operator_running(cluster: object) -> Iterator[object]:
     """The operator, in-process (kopf.testing.KopfRunner), against the session's cluster."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -137,3 +139,32 @@ def eventually(
             last = e
         time.sleep(interval)
     raise AssertionError(f"{what} not reached within {timeout}s; last: {last!r}")
+
+
+def start_operator(
+    cluster: Cluster, namespace: str, log: Path, **env: str
+) -> subprocess.Popen[bytes]:
+    """The operator as its own process, watching one (solo-*) namespace: the session's in-process
+    operator ignores those. Loopback only: no scaler port clash, no cluster-DNS Prometheus."""
+    kubeconfig = (
+        cluster.process.state / "operator.kubeconfig" if cluster.process else cluster.kubeconfig
+    )
+    full = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "INFOP_NAMESPACE": namespace,
+        "INFOP_HEALTH_PORT": "0",
+        "INFOP_METRICS_PORT": "0",
+        "INFOP_SCALER_PORT": "0",
+        "INFOP_RESYNC_SECONDS": "3",
+        "INFOP_AUTOSCALE_SECONDS": "1",
+        "INFOP_LOG_LEVEL": "INFO",
+        "INFOP_PROMETHEUS_URL": "http://127.0.0.1:9",
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "inference_operator", "run"],
+        env=full,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )

@@ -65,17 +65,20 @@ def _run_in_thread(drive: Drive) -> threading.Thread:
 
 
 @pytest.fixture
-def loop(cluster: Cluster, namespace: str, operator_running: object) -> Iterator[LiveLoop]:
+def loop(
+    cluster: Cluster, namespace: str, operator_running: object, request: pytest.FixtureRequest
+) -> Iterator[LiveLoop]:
     running = LiveLoop(namespace, NAME).start()
     try:
         yield running
     finally:
         running.stop()
-        out = Path(tempfile.gettempdir()) / "infop-live-loop.json"
-        png = ROOT / "docs/live-loop.png" if os.environ.get("INFOP_E2E_DOCS") else None
+        test = request.node.name
+        docs = os.environ.get("INFOP_E2E_DOCS") and test.startswith("test_scales_from_zero")
+        out = Path(tempfile.gettempdir()) / f"infop-{test}.json"
         running.timeline.save(
-            ROOT / "docs/live-loop.json" if png else out,
-            png,
+            ROOT / "docs/live-loop.json" if docs else out,
+            ROOT / "docs/live-loop.png" if docs else None,
             "InferenceDeployment 'chat': gateway -> fake vLLM pods, Prometheus, recommender, "
             "gRPC scaler, KEDA/HPA stand-in",
         )
@@ -167,3 +170,44 @@ def test_scales_from_zero_up_under_load_and_back_to_zero(
     assert ups and downs
     time.sleep(2)  # the timeline's last samples show the fleet at zero
     requests.get(f"{loop.url}/metrics", timeout=5).raise_for_status()
+
+
+def test_prometheus_outage_holds_replicas_and_recovers(
+    loop: LiveLoop, cluster: Cluster, namespace: str
+) -> None:
+    assert loop.prometheus is not None
+    spec = infd(loop.prometheus.url)
+    spec["metadata"] = {"name": NAME, "namespace": namespace}
+    spec["spec"]["replicas"] = 3
+    spec["spec"]["autoscaling"].update(
+        {
+            "minReplicas": 1,
+            "behavior": {"scaleDown": {"stabilizationWindow": "30s", "maxPercent": 100}},
+        }
+    )
+    del spec["spec"]["autoscaling"]["scaleToZero"]
+    cluster.apply(spec)
+
+    def active(reason: str) -> bool:
+        obj = cluster.get("InferenceDeployment", NAME, namespace) or {}
+        conds = {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
+        assert conds.get("ScalingActive", {}).get("reason") == reason, conds.get("ScalingActive")
+        return True
+
+    eventually(lambda: active("ReadingMetrics"), timeout=60)
+    loop.prometheus.kill()
+    eventually(lambda: active("PrometheusUnavailable"), timeout=30)
+    # No load at all, yet no scale-down while the signals are missing, well past the window.
+    held_until = time.monotonic() + 45
+    while time.monotonic() < held_until:
+        assert _replicas(cluster, namespace)[0] == 3
+        time.sleep(1)
+    loop.prometheus.start()
+    eventually(lambda: active("ReadingMetrics"), timeout=60)
+
+    def scaled_down() -> bool:
+        assert _replicas(cluster, namespace) == (1, 1)
+        return True
+
+    eventually(scaled_down, timeout=120)
+    loop.timeline.notes["prometheus_outage"] = {"held_replicas": 3, "held_seconds": 45}

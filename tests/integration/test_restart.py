@@ -3,50 +3,16 @@ everything converges, with no duplicate and no orphaned object."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kubeharness import Cluster, eventually
+from kubeharness import Cluster, eventually, start_operator
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def solo(cluster: Cluster) -> Iterator[str]:
-    name = f"solo-{uuid.uuid4().hex[:8]}"
-    cluster.create_namespace(name)
-    yield name
-    cluster.delete_namespace(name)
-
-
-def start_operator(cluster: Cluster, namespace: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(cluster.kubeconfig),
-        "INFOP_NAMESPACE": namespace,
-        "INFOP_HEALTH_PORT": "0",
-        "INFOP_RESYNC_SECONDS": "3",
-        "INFOP_LOG_LEVEL": "WARNING",
-        # The session's operator serves the scaler; a second one on its port would not start.
-        "INFOP_SCALER_PORT": "0",
-        # Loopback only: the default is a cluster DNS name.
-        "INFOP_PROMETHEUS_URL": "http://127.0.0.1:9",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "inference_operator", "run"],
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
 
 
 def infd(namespace: str, name: str) -> dict[str, Any]:

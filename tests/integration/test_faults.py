@@ -1,0 +1,133 @@
+"""Faults on the real control plane: the API server restarted, etcd frozen, a second operator
+replica, and someone else editing a child. Each time the operator converges by itself."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubeharness import Cluster, eventually, start_operator
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def infd(namespace: str, name: str, replicas: int = 1) -> dict[str, Any]:
+    return {
+        "apiVersion": "infer.dev/v1alpha1",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "model": {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct"},
+            "accelerator": {"kind": "nvidia", "types": ["L40S"]},
+            "replicas": replicas,
+        },
+    }
+
+
+def deployment_replicas(cluster: Cluster, namespace: str, name: str, replicas: int) -> bool:
+    dep = cluster.get("deployment", name, namespace) or {}
+    assert dep.get("spec", {}).get("replicas") == replicas, dep.get("spec", {}).get("replicas")
+    return True
+
+
+def local(cluster: Cluster) -> Any:
+    if cluster.process is None:
+        pytest.skip("restarts processes of the local control plane (not a kind/remote cluster)")
+    return cluster.process
+
+
+def test_api_server_restart_misses_no_update(cluster: Cluster, solo: str, tmp_path: Path) -> None:
+    lc = local(cluster)
+    proc = start_operator(cluster, solo, tmp_path / "operator.log")
+    try:
+        cluster.apply(infd(solo, "a"))
+        eventually(lambda: deployment_replicas(cluster, solo, "a", 1), timeout=60)
+        took = lc.restart_apiserver()
+        # Changes made the moment it is back, before the operator's watches reconnect.
+        cluster.apply(infd(solo, "a", replicas=2))
+        cluster.apply(infd(solo, "b"))
+        eventually(lambda: deployment_replicas(cluster, solo, "a", 2), timeout=90)
+        eventually(lambda: deployment_replicas(cluster, solo, "b", 1), timeout=90)
+        assert proc.poll() is None
+        print(f"\napi server back in {took:.1f}s; both updates reconciled")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_etcd_frozen_then_thawed_recovers(cluster: Cluster, solo: str, tmp_path: Path) -> None:
+    lc = local(cluster)
+    proc = start_operator(cluster, solo, tmp_path / "operator.log")
+    try:
+        cluster.apply(infd(solo, "a"))
+        eventually(lambda: deployment_replicas(cluster, solo, "a", 1), timeout=60)
+        lc.pause("etcd")
+        time.sleep(8)  # reads and writes hang; watches stall
+        lc.resume("etcd")
+        cluster.apply(infd(solo, "a", replicas=3))
+        eventually(lambda: deployment_replicas(cluster, solo, "a", 3), timeout=90)
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_edits_to_owned_fields_are_reverted_and_others_kept(
+    cluster: Cluster, namespace: str, operator_running: object
+) -> None:
+    cluster.apply(infd(namespace, "edited", replicas=1))
+    eventually(lambda: deployment_replicas(cluster, namespace, "edited", 1), timeout=60)
+    # Someone scales our Deployment (a field we own) and labels it (fields we do not own).
+    cluster.kubectl("scale", "deployment", "edited", "-n", namespace, "--replicas=5")
+    cluster.kubectl("label", "deployment", "edited", "-n", namespace, "cost-center=ml")
+    cluster.kubectl("annotate", "deployment", "edited", "-n", namespace, "team=inference")
+    eventually(lambda: deployment_replicas(cluster, namespace, "edited", 1), timeout=30)
+    time.sleep(4)  # at least one more resync pass
+    meta = (cluster.get("deployment", "edited", namespace) or {})["metadata"]
+    assert meta["labels"]["cost-center"] == "ml"
+    assert meta["annotations"]["team"] == "inference"
+
+
+def test_two_replicas_exactly_one_acts_and_the_other_takes_over(
+    cluster: Cluster, solo: str, tmp_path: Path
+) -> None:
+    cluster.kubectl(
+        "apply",
+        "--server-side",
+        "-f",
+        str(ROOT / "charts/inference-operator/crds/kopf.dev_peerings.yaml"),
+    )
+    peering = {
+        "apiVersion": "kopf.dev/v1",
+        "kind": "KopfPeering",
+        "metadata": {"name": "infop", "namespace": solo},
+    }
+    cluster.apply(peering)
+    logs = [tmp_path / "one.log", tmp_path / "two.log"]
+    env = {"INFOP_STANDALONE": "false", "INFOP_PEERING_NAME": "infop"}
+    procs = [start_operator(cluster, solo, log, **env) for log in logs]
+    try:
+        time.sleep(5)  # both present in the peering object, the higher priority acts
+        for name in ("a", "b", "c"):
+            cluster.apply(infd(solo, name))
+        for name in ("a", "b", "c"):
+            eventually(lambda n=name: deployment_replicas(cluster, solo, n, 1), timeout=60)
+        acted = [i for i, log in enumerate(logs) if "applied Deployment" in log.read_text()]
+        assert len(acted) == 1, [log.read_text()[-2000:] for log in logs]
+        active, passive = acted[0], 1 - acted[0]
+        # The active one leaves (a rollout, a drained node): the other resumes.
+        procs[active].send_signal(signal.SIGTERM)
+        procs[active].wait(timeout=30)
+        cluster.apply(infd(solo, "d"))
+        eventually(lambda: deployment_replicas(cluster, solo, "d", 1), timeout=90)
+        assert "applied Deployment d" in logs[passive].read_text()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(timeout=30)
