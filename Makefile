@@ -2,7 +2,7 @@
 PY ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck layers unit integration tools bench bench-gateway install
+.PHONY: run test lint typecheck layers unit integration tools bench bench-gateway bench-operator install
 
 install:
 	$(PY) -m pip install -q -e '.[test]'
@@ -36,6 +36,10 @@ test: lint typecheck layers tools
 
 bench: bench-gateway
 	$(PY) -m inference_operator.bench.standard
+
+# 500 InferenceDeployments over 20 namespaces on the local control plane: memory, CPU, API calls.
+bench-operator: tools
+	$(PY) hack/bench_operator.py --scale 500 --namespaces 20
 
 bench-gateway:
 	$(PY) -m inference_operator.gateway.bench

@@ -3,9 +3,12 @@
 - apply -> Deployment, Service and PDB all exist: p50/p95 over N InferenceDeployments;
 - write calls the operator makes during a no-op resync period (target: zero), from the
   API server's audit log, which records the operator's own identity;
-- the operator process's peak RSS with M InferenceDeployments.
+- the operator process's peak RSS with M InferenceDeployments spread over K namespaces, its CPU
+  and API requests per minute at steady state, and the p95 of one reconcile pass (its own
+  infop_reconcile_duration_seconds histogram).
 
-    python hack/bench_operator.py [--latency 50] [--scale 200] [--resync 10]
+    python hack/bench_operator.py [--latency 50] [--scale 500] [--namespaces 20] [--resync 10]
+    make bench-operator
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
-from localcluster import LocalCluster, build_tools
+from localcluster import LocalCluster, build_tools, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "upstream" / "crds"
@@ -44,16 +48,18 @@ def names_of(cluster: LocalCluster, kind: str, namespace: str) -> set[str]:
     return {o.split("/", 1)[1] for o in out}
 
 
-def audit_writes(path: Path, since: float) -> dict[str, int]:
+def audit_writes(path: Path, since: float, verbs: set[str] | None = WRITES) -> dict[str, int]:
     counts: dict[str, int] = {}
     for line in path.read_text().splitlines():
         e = json.loads(line)
-        if e.get("verb") not in WRITES:
+        if verbs is not None and e.get("verb") not in verbs:
             continue
         t = time.mktime(time.strptime(e["requestReceivedTimestamp"][:19], "%Y-%m-%dT%H:%M:%S"))
         if t - time.timezone < since:
             continue
-        key = f"{e['verb']} {e['objectRef'].get('resource')}"
+        ref = e.get("objectRef") or {}
+        # Discovery (/apis, /api) has no objectRef.
+        key = f"{e['verb']} {ref.get('resource') or e.get('requestURI', '?').split('?')[0]}"
         counts[key] = counts.get(key, 0) + 1
     return counts
 
@@ -67,10 +73,26 @@ def rss_mib(pid: int) -> tuple[float, float]:
     return vals.get("VmRSS", 0.0), vals.get("VmHWM", 0.0)
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def p95_from_histogram(page: str, name: str, handler: str) -> float:
+    buckets: list[tuple[float, float]] = []
+    for line in page.splitlines():
+        if line.startswith(f"{name}_bucket{{") and f'handler="{handler}"' in line:
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+    total = buckets[-1][1] if buckets else 0.0
+    return next((le for le, n in buckets if n >= 0.95 * total), float("nan"))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--latency", type=int, default=50)
-    p.add_argument("--scale", type=int, default=200)
+    p.add_argument("--scale", type=int, default=500)
+    p.add_argument("--namespaces", type=int, default=20)
     p.add_argument("--resync", type=float, default=10.0)
     args = p.parse_args()
     cluster = LocalCluster(build_tools()).start()
@@ -84,13 +106,15 @@ def main() -> int:
         for f in crds:
             cluster.kubectl("apply", "--server-side", "-f", str(f))
         cluster.kubectl("wait", "--for=condition=Established", *[f"-f={f}" for f in crds])
+        metrics_port = free_port()
         env = {
             **os.environ,
             "KUBECONFIG": str(cluster.state / "operator.kubeconfig"),
             "INFOP_RESYNC_SECONDS": str(args.resync),
             "INFOP_HEALTH_PORT": "0",
             "INFOP_LOG_LEVEL": "WARNING",
-            "INFOP_METRICS_PORT": "0",
+            "INFOP_METRICS_PORT": str(metrics_port),
+            "INFOP_BIND_HOST": "127.0.0.1",
             "INFOP_SCALER_PORT": "0",
             # Loopback only: the default is a cluster DNS name.
             "INFOP_PROMETHEUS_URL": "http://127.0.0.1:9",
@@ -120,17 +144,37 @@ def main() -> int:
             f" p95 {q[18]:.2f}s (includes kubectl start-up, ~0.1s)"
         )
 
-        for i in range(args.scale - args.latency):
-            cluster.kubectl("apply", "-f", "-", input=json.dumps(infd(f"s{i:03d}", ns)))
-        deadline = time.monotonic() + 600
-        while len(names_of(cluster, "deploy", ns)) < args.scale and time.monotonic() < deadline:
-            time.sleep(1)
-        print(f"{len(names_of(cluster, 'deploy', ns))}/{args.scale} reconciled")
+        spaces = [ns] + [f"bench-{k:02d}" for k in range(1, args.namespaces)]
+        for space in spaces[1:]:
+            cluster.kubectl("create", "namespace", space)
+        t0 = time.monotonic()
+        rest = [
+            infd(f"s{i:03d}", spaces[i % len(spaces)]) for i in range(args.scale - args.latency)
+        ]
+        for start in range(0, len(rest), 100):
+            batch = {"apiVersion": "v1", "kind": "List", "items": rest[start : start + 100]}
+            cluster.kubectl("apply", "-f", "-", input=json.dumps(batch))
+        deadline = time.monotonic() + 900
+
+        def reconciled() -> int:
+            out = cluster.kubectl("get", "deploy", "-A", "-o", "name").stdout.split()
+            return len(out)
+
+        while reconciled() < args.scale and time.monotonic() < deadline:
+            time.sleep(2)
+        print(
+            f"{reconciled()}/{args.scale} reconciled over {len(spaces)} namespaces, "
+            f"{time.monotonic() - t0:.0f}s after the last {len(rest)} were applied in batches"
+        )
         # Let every first status write settle, then watch a quiet period of resyncs.
         time.sleep(2 * args.resync + 5)
         quiet_from = time.time()
+        cpu0, wall0 = cpu_seconds(operator.pid), time.monotonic()
         time.sleep(3 * args.resync)
+        cpu = (cpu_seconds(operator.pid) - cpu0) / (time.monotonic() - wall0)
         writes = audit_writes(cluster.state / "audit.log", quiet_from)
+        calls = audit_writes(cluster.state / "audit.log", quiet_from, verbs=None)
+        minutes = 3 * args.resync / 60
         setup = audit_writes(cluster.state / "audit.log", 0.0)
         print(
             f"(the audit log saw {sum(setup.values())} operator writes in all, while "
@@ -144,8 +188,18 @@ def main() -> int:
         rss, peak = rss_mib(operator.pid)
         print(
             f"operator RSS with {args.scale} InferenceDeployments: {rss:.0f} MiB "
-            f"(peak {peak:.0f} MiB)"
+            f"(peak {peak:.0f} MiB; target < 300 MiB)"
         )
+        print(
+            f"steady state: CPU {100 * cpu:.0f}% of one core, API requests "
+            f"{sum(calls.values()) / minutes:.0f}/min "
+            f"({', '.join(f'{k} {v / minutes:.0f}' for k, v in sorted(calls.items()))})"
+        )
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as r:
+            page = r.read().decode()
+        for handler in ("reconcile", "autoscale"):
+            p95 = p95_from_histogram(page, "infop_reconcile_duration_seconds", handler)
+            print(f"p95 of one {handler} pass: <= {p95:g}s (histogram bucket)")
         return 0
     finally:
         if operator is not None:

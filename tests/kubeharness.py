@@ -67,6 +67,21 @@ class Cluster:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {res.stderr}")
         return res
 
+    def dry_run(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """What the API server would store for `obj` (strict fields, every admission step, no
+        write); raises ApiException when it refuses."""
+        meta = obj["metadata"]
+        res = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        out = res.server_side_apply(
+            body=apply_body(obj),
+            name=meta["name"],
+            namespace=meta.get("namespace"),
+            field_manager="tests",
+            force_conflicts=True,
+            query_params=[("fieldValidation", "Strict"), ("dryRun", "All")],
+        )
+        return dict(out.to_dict())
+
     def apply(self, obj: dict[str, Any], check: bool = True, manager: str = "tests") -> Applied:
         """Server-side apply with strict field validation: the API server alone judges `obj`."""
         resource = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from bad_manifests import BAD, BAD_NAMES, GOOD, with_
 from inference_operator.api.models import InferenceDeploymentSpec
-from inference_operator.kube.apply import apply_body
 from kubeharness import Cluster
 
 pytestmark = pytest.mark.integration
@@ -177,17 +176,7 @@ valid_specs = st.fixed_dictionaries(
 def test_valid_specs_pass_the_api_server_and_round_trip(
     cluster: Cluster, ns: str, spec: dict[str, Any]
 ) -> None:
-    res = cluster.dynamic.resources.get(
-        api_version="infer.dev/v1alpha1", kind="InferenceDeployment"
-    ).server_side_apply(
-        body=apply_body(body(ns, spec, "roundtrip")),
-        name="roundtrip",
-        namespace=ns,
-        field_manager="tests",
-        force_conflicts=True,
-        query_params=[("fieldValidation", "Strict"), ("dryRun", "All")],
-    )
-    stored = res.to_dict()["spec"]
+    stored = cluster.dry_run(body(ns, spec, "roundtrip"))["spec"]
     ours = InferenceDeploymentSpec.model_validate(spec)
     theirs = InferenceDeploymentSpec.model_validate(stored)
     assert theirs == ours

@@ -16,7 +16,6 @@ from inference_operator.api.models import InferenceDeploymentSpec
 from inference_operator.builders.names import Owner
 from inference_operator.builders.plan import Available, build_all
 from inference_operator.capacity.assess import assess
-from inference_operator.kube.apply import apply_body
 from kubeharness import Cluster
 from schema_strategy import from_schema
 
@@ -36,20 +35,6 @@ def ns(cluster: Cluster) -> Any:
     print(f"\nfuzz: {stats}")
 
 
-def dry_run(cluster: Cluster, obj: dict[str, Any]) -> dict[str, Any]:
-    meta = obj["metadata"]
-    res = cluster.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-    out = res.server_side_apply(
-        body=apply_body(obj),
-        name=meta["name"],
-        namespace=meta.get("namespace"),
-        field_manager="fuzz",
-        force_conflicts=True,
-        query_params=[("fieldValidation", "Strict"), ("dryRun", "All")],
-    )
-    return dict(out.to_dict())
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(spec=from_schema(SPEC_SCHEMA))
 def test_what_the_api_server_admits_the_builders_turn_into_admissible_objects(
@@ -63,7 +48,7 @@ def test_what_the_api_server_admits_the_builders_turn_into_admissible_objects(
         "spec": spec,
     }
     try:
-        stored = dry_run(cluster, infd)["spec"]
+        stored = cluster.dry_run(infd)["spec"]
     except ApiException as e:
         assert e.status in (400, 422), e  # refused, with a reason: fine
         assume(False)
@@ -86,5 +71,5 @@ def test_what_the_api_server_admits_the_builders_turn_into_admissible_objects(
         ):
             continue  # the AWS variant's CEL refuses HyperPod's node class; HyperPod has its own
         note(f"{obj['kind']}: {obj}")
-        dry_run(cluster, obj)
+        cluster.dry_run(obj)
         stats["objects"] += 1

@@ -13,7 +13,6 @@ from inference_operator.api.models import InferenceDeploymentSpec
 from inference_operator.builders.names import Owner
 from inference_operator.builders.plan import Available, build_all
 from inference_operator.capacity.assess import assess
-from inference_operator.kube.apply import apply_body
 from kubeharness import Cluster, eventually
 
 pytestmark = pytest.mark.integration
@@ -136,16 +135,7 @@ def test_every_emitted_object_is_accepted_by_the_upstream_crds(
         ):
             # The AWS variant's CEL refuses non-AWS node classes; HyperPod runs its own.
             continue
-        meta = obj["metadata"]
-        res = cluster.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-        res.server_side_apply(
-            body=apply_body(obj),
-            name=meta["name"],
-            namespace=meta.get("namespace"),
-            field_manager="tests",
-            force_conflicts=True,
-            query_params=[("fieldValidation", "Strict"), ("dryRun", "All")],
-        )
+        cluster.dry_run(obj)
 
 
 def test_operator_creates_updates_in_place_and_cleans_up(
@@ -195,12 +185,4 @@ def test_operator_creates_updates_in_place_and_cleans_up(
     "path", sorted((ROOT / "examples" / "karpenter").glob("*.yaml")), ids=lambda p: p.name
 )
 def test_example_node_classes_are_accepted(cluster: Cluster, path: Path) -> None:
-    obj = yaml.safe_load(path.read_text())
-    res = cluster.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-    res.server_side_apply(
-        body=apply_body(obj),
-        name=obj["metadata"]["name"],
-        field_manager="tests",
-        force_conflicts=True,
-        query_params=[("fieldValidation", "Strict"), ("dryRun", "All")],
-    )
+    cluster.dry_run(yaml.safe_load(path.read_text()))
