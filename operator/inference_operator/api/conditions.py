@@ -14,6 +14,16 @@ class Cond:
     message: str
 
 
+def without_nulls(value: Any) -> Any:
+    """A status value as it reads back after a JSON merge patch, where null means "delete":
+    compare and write this form, or every pass sees a difference and writes again."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
 def set_conditions(
     existing: list[dict[str, Any]], new: list[Cond], now: str, generation: int | None
 ) -> list[dict[str, Any]]:

@@ -17,7 +17,12 @@ import kopf
 from pydantic import ValidationError
 
 from inference_operator import telemetry
-from inference_operator.api.conditions import Cond, conditions_equal, set_conditions
+from inference_operator.api.conditions import (
+    Cond,
+    conditions_equal,
+    set_conditions,
+    without_nulls,
+)
 from inference_operator.api.models import GROUP, PLURAL, VERSION, InferenceDeploymentSpec
 from inference_operator.builders.names import Owner
 from inference_operator.kube import apply as kube
@@ -103,7 +108,7 @@ def decide(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
 
     active = scaling_active(reading.observation, policy, reading.error, url)
     conds = set_conditions(old, [active, scaling_limited(rec)], stamp, meta.get("generation"))
-    signals = signals_status(reading.observation, stamp)
+    signals = without_nulls(signals_status(reading.observation, stamp))
     before = status.get("recommendation") or {}
     changed = False
     if before.get("replicas") != rec.replicas or status.get("desiredReplicas") != rec.replicas:

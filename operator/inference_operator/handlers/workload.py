@@ -18,6 +18,7 @@ from inference_operator.api.conditions import (
     WorkloadView,
     conditions_equal,
     set_conditions,
+    without_nulls,
     workload_conditions,
 )
 from inference_operator.api.errors import spec_errors
@@ -131,6 +132,7 @@ def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger)
         updated=int(dstatus.get("updatedReplicas") or 0),
         unschedulable=_unschedulable(owner, now) if spec.replicas else None,
     )
+    capacity = without_nulls(capacity)
     if status.get("capacity") != capacity:
         patch.status["capacity"] = capacity
     gateway = {"service": gateway_name(owner)} if spec.gateway is not None else None
