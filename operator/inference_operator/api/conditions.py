@@ -24,6 +24,12 @@ def without_nulls(value: Any) -> Any:
     return value
 
 
+def replacing(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """A merge-patch value that replaces `old` with `new`: keys `new` dropped are set to null
+    (a merge patch would otherwise keep them, and the next pass would see a difference)."""
+    return {**{k: None for k in (old or {}) if k not in new}, **new}
+
+
 def set_conditions(
     existing: list[dict[str, Any]], new: list[Cond], now: str, generation: int | None
 ) -> list[dict[str, Any]]:

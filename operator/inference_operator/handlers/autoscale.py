@@ -20,6 +20,7 @@ from inference_operator import telemetry
 from inference_operator.api.conditions import (
     Cond,
     conditions_equal,
+    replacing,
     set_conditions,
     without_nulls,
 )
@@ -125,7 +126,7 @@ def decide(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
             kopf.info(body, reason=verb, message=f"{before['replicas']} -> {rec.reason}")
         logger.info(f"recommendation: {rec.reason}")
     if _without_time(status.get("signals")) != _without_time(signals):
-        patch.status["signals"] = signals
+        patch.status["signals"] = replacing(status.get("signals"), signals)
         changed = True
     if not conditions_equal(old, conds):
         patch.status["conditions"] = conds

@@ -17,6 +17,7 @@ from inference_operator import telemetry
 from inference_operator.api.conditions import (
     WorkloadView,
     conditions_equal,
+    replacing,
     set_conditions,
     without_nulls,
     workload_conditions,
@@ -134,7 +135,7 @@ def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger)
     )
     capacity = without_nulls(capacity)
     if status.get("capacity") != capacity:
-        patch.status["capacity"] = capacity
+        patch.status["capacity"] = replacing(status.get("capacity"), capacity)
     gateway = {"service": gateway_name(owner)} if spec.gateway is not None else None
     if status.get("gateway") != gateway:
         patch.status["gateway"] = gateway

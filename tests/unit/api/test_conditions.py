@@ -80,3 +80,15 @@ def test_without_nulls_is_what_a_merge_patch_leaves() -> None:
     assert without_nulls(written) == {"instanceTypes": ["g6e.xlarge"], "plan": {"tp": 1}}
     # Written once in this form, it compares equal to itself read back: no write next pass.
     assert without_nulls(without_nulls(written)) == without_nulls(written)
+
+
+def test_replacing_nulls_the_keys_that_went_away() -> None:
+    from inference_operator.api.conditions import replacing
+
+    stored = {"queue": 3.0, "gatewayQueue": 1.0, "observedAt": "t0"}
+    assert replacing(stored, {"observedAt": "t1"}) == {
+        "queue": None,
+        "gatewayQueue": None,
+        "observedAt": "t1",
+    }
+    assert replacing(None, {"a": 1}) == {"a": 1}
