@@ -213,3 +213,33 @@ def test_bad_requests_get_json_errors_that_name_the_problem() -> None:
                 assert 'inference_gateway_requests_waiting{inference_deployment="dep"' in text
 
     run(body)
+
+
+def test_graceful_shutdown_finishes_open_streams_and_refuses_new_requests() -> None:
+    async def body() -> None:
+        gw = Gateway(Limits())
+        gw.set_route(MODEL, "ns", "dep")
+        # What `run` does on SIGTERM: stop listening, give open requests shutdown_timeout.
+        runner = web.AppRunner(gw.app(), handle_signals=False, shutdown_timeout=30)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with serve(numbered(200, delay=0.01)) as port:
+            await set_replicas(gw, {"pod-a": port})
+            async with aiohttp.ClientSession() as s:
+                stream = asyncio.create_task(post(s, url))
+                await asyncio.sleep(0.3)  # streaming has begun (~2 s in all)
+                stopping = asyncio.create_task(runner.cleanup())
+                await asyncio.sleep(0.2)
+                try:
+                    late = await post(s, url)
+                    refused = late[0] != 200
+                except aiohttp.ClientConnectionError:
+                    refused = True
+                code, text, _ = await stream
+                await stopping
+        assert refused
+        assert code == 200 and text.rstrip().endswith("[DONE]")
+        assert text.count('"n"') == 200
+
+    run(body)
