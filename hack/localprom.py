@@ -13,8 +13,6 @@ import requests
 import yaml
 from localcluster import free_port
 
-__all__ = ["LocalPrometheus", "free_port"]
-
 
 class LocalPrometheus:
     def __init__(self, scrape_configs: list[dict[str, Any]], interval: str = "1s") -> None:

@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from localcluster import LocalCluster, build_tools
-from localprom import free_port
+from localcluster import LocalCluster, build_tools, free_port
 
 ROOT_EXAMPLE = "llama-3-8b"
 # Requests per second through the gateway, in (seconds, rate) phases: a ramp up, a plateau,

@@ -38,27 +38,26 @@ def cluster() -> Iterator[object]:
         c.close()
 
 
-@pytest.fixture
-def namespace(cluster: object) -> Iterator[str]:
+def _fresh_namespace(cluster: object, prefix: str) -> Iterator[str]:
     from kubeharness import Cluster
 
     assert isinstance(cluster, Cluster)
-    name = f"t-{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     cluster.create_namespace(name)
     yield name
     cluster.delete_namespace(name)
+
+
+@pytest.fixture
+def namespace(cluster: object) -> Iterator[str]:
+    """A namespace the session's in-process operator serves."""
+    yield from _fresh_namespace(cluster, "t")
 
 
 @pytest.fixture
 def solo(cluster: object) -> Iterator[str]:
     """A namespace for a test that runs its own operator process (the session's skips solo-*)."""
-    from kubeharness import Cluster
-
-    assert isinstance(cluster, Cluster)
-    name = f"solo-{uuid.uuid4().hex[:8]}"
-    cluster.create_namespace(name)
-    yield name
-    cluster.delete_namespace(name)
+    yield from _fresh_namespace(cluster, "solo")
 
 
 @pytest.fixture(scope="session")

@@ -156,6 +156,22 @@ def eventually(
     raise AssertionError(f"{what} not reached within {timeout}s; last: {last!r}")
 
 
+def infd(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
+    """An InferenceDeployment for the tests: Llama 3.1 8B on one L40S, one replica, unless
+    `spec` says otherwise (top-level spec keys replace the defaults)."""
+    base: dict[str, Any] = {
+        "model": {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct"},
+        "accelerator": {"kind": "nvidia", "types": ["L40S"]},
+        "replicas": 1,
+    }
+    return {
+        "apiVersion": "infer.dev/v1alpha1",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {**base, **spec},
+    }
+
+
 def start_operator(
     cluster: Cluster, namespace: str, log: Path, **env: str
 ) -> subprocess.Popen[bytes]:

@@ -108,17 +108,13 @@ def test_scales_from_zero_up_under_load_and_back_to_zero(
 
     eventually(at_zero, timeout=60)
 
-    # 1. Ten requests arrive at zero replicas: all wait at the gateway and all succeed.
+    # 1. A burst (~10 requests) at zero replicas: all wait at the gateway and all succeed.
     burst = loop.load(NAME, [(0.5, 20.0)])
     t0 = time.monotonic()
     asyncio.run(burst.run())
     woke = time.monotonic() - t0
     statuses = [(s.status, s.error) for _, s in burst.results]
-    assert statuses and all(code == 200 for code, _ in statuses), (
-        statuses[:2],
-        loop.pods.hosts(),
-        loop.gateway.gateway.routes["chat"].pool.slots if loop.gateway else None,
-    )
+    assert statuses and all(code == 200 for code, _ in statuses), statuses
     assert all(s.ok for _, s in burst.results)
     ttfts = sorted(s.ttft for _, s in burst.results)
     loop.timeline.notes["from_zero"] = {

@@ -5,28 +5,16 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kubeharness import Cluster, eventually, start_operator
+from kubeharness import Cluster, eventually, infd, start_operator
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def infd(namespace: str, name: str, replicas: int = 1) -> dict[str, Any]:
-    return {
-        "apiVersion": "infer.dev/v1alpha1",
-        "kind": "InferenceDeployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "model": {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct"},
-            "accelerator": {"kind": "nvidia", "types": ["L40S"]},
-            "replicas": replicas,
-        },
-    }
 
 
 def deployment_replicas(cluster: Cluster, namespace: str, name: str, replicas: int) -> bool:
@@ -41,46 +29,48 @@ def local(cluster: Cluster) -> Any:
     return cluster.process
 
 
-def test_api_server_restart_misses_no_update(cluster: Cluster, solo: str, tmp_path: Path) -> None:
-    lc = local(cluster)
-    proc = start_operator(cluster, solo, tmp_path / "operator.log")
+def _converges_after(
+    cluster: Cluster, solo: str, log: Path, fault: Callable[[], object], changes: list[Any]
+) -> None:
+    """An operator process reconciles `a`; `fault` happens; `changes` (applied the moment it
+    ends, before the operator's watches reconnect) are all reconciled."""
+    proc = start_operator(cluster, solo, log)
     try:
         cluster.apply(infd(solo, "a"))
         eventually(lambda: deployment_replicas(cluster, solo, "a", 1), timeout=60)
-        took = lc.restart_apiserver()
-        # Changes made the moment it is back, before the operator's watches reconnect.
-        cluster.apply(infd(solo, "a", replicas=2))
-        cluster.apply(infd(solo, "b"))
-        eventually(lambda: deployment_replicas(cluster, solo, "a", 2), timeout=90)
-        eventually(lambda: deployment_replicas(cluster, solo, "b", 1), timeout=90)
-        assert proc.poll() is None
-        print(f"\napi server back in {took:.1f}s; both updates reconciled")
+        fault()
+        for obj in changes:
+            cluster.apply(obj)
+        for obj in changes:
+            name, want = obj["metadata"]["name"], obj["spec"]["replicas"]
+            eventually(lambda n=name, w=want: deployment_replicas(cluster, solo, n, w), timeout=90)
+        assert proc.poll() is None, log.read_text()[-2000:]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_api_server_restart_misses_no_update(cluster: Cluster, solo: str, tmp_path: Path) -> None:
+    lc = local(cluster)
+    changes = [infd(solo, "a", replicas=2), infd(solo, "b")]
+    _converges_after(cluster, solo, tmp_path / "op.log", lc.restart_apiserver, changes)
 
 
 def test_etcd_frozen_then_thawed_recovers(cluster: Cluster, solo: str, tmp_path: Path) -> None:
     lc = local(cluster)
-    proc = start_operator(cluster, solo, tmp_path / "operator.log")
-    try:
-        cluster.apply(infd(solo, "a"))
-        eventually(lambda: deployment_replicas(cluster, solo, "a", 1), timeout=60)
+
+    def freeze() -> None:
         lc.pause("etcd")
         time.sleep(8)  # reads and writes hang; watches stall
         lc.resume("etcd")
-        cluster.apply(infd(solo, "a", replicas=3))
-        eventually(lambda: deployment_replicas(cluster, solo, "a", 3), timeout=90)
-        assert proc.poll() is None
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+
+    _converges_after(cluster, solo, tmp_path / "op.log", freeze, [infd(solo, "a", replicas=3)])
 
 
 def test_edits_to_owned_fields_are_reverted_and_others_kept(
     cluster: Cluster, namespace: str, operator_running: object
 ) -> None:
-    cluster.apply(infd(namespace, "edited", replicas=1))
+    cluster.apply(infd(namespace, "edited"))
     eventually(lambda: deployment_replicas(cluster, namespace, "edited", 1), timeout=60)
     # Someone scales our Deployment (a field we own) and labels it (fields we do not own).
     cluster.kubectl("scale", "deployment", "edited", "-n", namespace, "--replicas=5")

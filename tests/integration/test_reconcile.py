@@ -6,24 +6,19 @@ from typing import Any
 
 import pytest
 
+import kubeharness
 from kubeharness import Cluster, eventually
 
 pytestmark = pytest.mark.integration
 
 
 def infd(namespace: str, name: str = "llama", **spec: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
+    defaults: dict[str, Any] = {
         "model": {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct", "maxModelLen": 8192},
         "accelerator": {"kind": "nvidia", "perReplica": 1, "types": ["g6e.xlarge"]},
         "replicas": 2,
     }
-    base.update(spec)
-    return {
-        "apiVersion": "infer.dev/v1alpha1",
-        "kind": "InferenceDeployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": base,
-    }
+    return kubeharness.infd(namespace, name, **{**defaults, **spec})
 
 
 def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,11 @@ class Cond:
     status: str  # "True" | "False" | "Unknown"
     reason: str
     message: str
+
+
+def rfc3339(at: dt.datetime) -> str:
+    """The timestamp form Kubernetes writes in status: UTC, seconds, a Z."""
+    return at.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def without_nulls(value: Any) -> Any:

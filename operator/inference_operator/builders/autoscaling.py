@@ -67,6 +67,37 @@ def external_trigger(owner: Owner, scaler_address: str) -> dict[str, Any]:
     }
 
 
+def _policy(kind: str, value: int, period: int) -> dict[str, Any]:
+    return {"type": kind, "value": value, "periodSeconds": period}
+
+
+def _hpa_behavior(spec: InferenceDeploymentSpec, passthrough: bool) -> dict[str, Any]:
+    """With the operator's scaler the recommender already stabilizes and rate-limits, so the HPA
+    passes its answer through; with Prometheus triggers alone the HPA does that work itself."""
+    b = spec.autoscaling.behavior
+    up_percent = math.ceil((b.scale_up.max_factor - 1) * 100) if passthrough else 100
+    if passthrough:
+        window, down = 0, [_policy("Percent", 100, 15)]
+    else:
+        window = int(seconds(b.scale_down.stabilization_window))
+        down = [
+            _policy("Percent", max(1, math.ceil(b.scale_down.max_percent)), 60),
+            _policy("Pods", 1, 60),
+        ]
+    return {
+        "scaleUp": {
+            "stabilizationWindowSeconds": 0,
+            "selectPolicy": "Max",
+            "policies": [_policy("Percent", up_percent, 15), _policy("Pods", 4, 15)],
+        },
+        "scaleDown": {
+            "stabilizationWindowSeconds": window,
+            "selectPolicy": "Max",
+            "policies": down,
+        },
+    }
+
+
 def build_scaled_object(
     owner: Owner,
     spec: InferenceDeploymentSpec,
@@ -107,55 +138,12 @@ def build_scaled_object(
         ]
         if a.targets.requests_per_second_per_replica is not None:
             triggers.append(trigger("rps", a.targets.requests_per_second_per_replica, 0))
-    down = a.behavior.scale_down
-    idle = seconds(a.scale_to_zero.idle_after) if a.scale_to_zero else 300.0
+    behavior = _hpa_behavior(spec, passthrough=scaler_address is not None)
     if scaler_address is not None:
-        # The recommender already rate-limits and stabilizes: the HPA passes its answer through.
-        behavior = {
-            "scaleUp": {
-                "stabilizationWindowSeconds": 0,
-                "selectPolicy": "Max",
-                "policies": [
-                    {
-                        "type": "Percent",
-                        "value": math.ceil((a.behavior.scale_up.max_factor - 1) * 100),
-                        "periodSeconds": 15,
-                    },
-                    {"type": "Pods", "value": 4, "periodSeconds": 15},
-                ],
-            },
-            "scaleDown": {
-                "stabilizationWindowSeconds": 0,
-                "selectPolicy": "Max",
-                "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
-            },
-        }
         # The recommender answers 0 only after scaleToZero.idleAfter; KEDA need not wait again.
         cooldown = 30
     else:
-        behavior = {
-            "scaleUp": {
-                "stabilizationWindowSeconds": 0,
-                "selectPolicy": "Max",
-                "policies": [
-                    {"type": "Percent", "value": 100, "periodSeconds": 15},
-                    {"type": "Pods", "value": 4, "periodSeconds": 15},
-                ],
-            },
-            "scaleDown": {
-                "stabilizationWindowSeconds": int(seconds(down.stabilization_window)),
-                "selectPolicy": "Max",
-                "policies": [
-                    {
-                        "type": "Percent",
-                        "value": max(1, math.ceil(down.max_percent)),
-                        "periodSeconds": 60,
-                    },
-                    {"type": "Pods", "value": 1, "periodSeconds": 60},
-                ],
-            },
-        }
-        cooldown = int(idle)
+        cooldown = int(seconds(a.scale_to_zero.idle_after) if a.scale_to_zero else 300.0)
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",

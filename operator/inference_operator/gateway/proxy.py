@@ -143,7 +143,7 @@ class Gateway:
             self.routes[model] = Route(
                 namespace, deployment, Pool(self.zone, self.limits.max_per_replica)
             )
-            self._labels(self.routes[model]).set(0)
+            self._waiting_gauge(self.routes[model]).set(0)
 
     def remove_route(self, model: str) -> None:
         self.routes.pop(model, None)
@@ -158,7 +158,7 @@ class Gateway:
 
     # --- the request path ---
 
-    def _labels(self, route: Route) -> Gauge:
+    def _waiting_gauge(self, route: Route) -> Gauge:
         return self.metrics.waiting.labels(route.namespace, route.deployment)
 
     async def _acquire(self, route: Route, request: web.Request) -> Target:
@@ -174,7 +174,7 @@ class Gateway:
             )
         deadline = time.monotonic() + self.limits.queue_timeout_seconds
         route.waiting += 1
-        self._labels(route).set(route.waiting)
+        self._waiting_gauge(route).set(route.waiting)
         started = time.monotonic()
         try:
             while True:
@@ -198,7 +198,7 @@ class Gateway:
                     return target
         finally:
             route.waiting -= 1
-            self._labels(route).set(route.waiting)
+            self._waiting_gauge(route).set(route.waiting)
             self.metrics.queue_seconds.labels(route.namespace, route.deployment).observe(
                 time.monotonic() - started
             )

@@ -21,6 +21,7 @@ from inference_operator.api.conditions import (
     Cond,
     conditions_equal,
     replacing,
+    rfc3339,
     set_conditions,
     without_nulls,
 )
@@ -46,10 +47,6 @@ def _reader(url: str) -> PrometheusReader:
     if url not in _readers:
         _readers[url] = PrometheusReader(url, token_file=SETTINGS.prometheus_token_file)
     return _readers[url]
-
-
-def _stamp(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _without_time(signals: dict[str, Any] | None) -> dict[str, Any]:
@@ -78,7 +75,7 @@ def decide(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
         return  # the reconciler reports InvalidSpec
     old = list(status.get("conditions") or [])
     now = time.time()
-    stamp = _stamp(now)
+    stamp = rfc3339(dt.datetime.fromtimestamp(now, dt.UTC))
     if not spec.autoscaling.enabled:
         DECISIONS.forget(key)
         _memory.pop(meta["uid"], None)

@@ -18,6 +18,7 @@ from inference_operator.api.conditions import (
     WorkloadView,
     conditions_equal,
     replacing,
+    rfc3339,
     set_conditions,
     without_nulls,
     workload_conditions,
@@ -74,7 +75,7 @@ def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger)
     owner = Owner(meta["name"], meta["namespace"], meta["uid"])
     generation = meta.get("generation")
     now = _now()
-    stamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
+    stamp = rfc3339(now)
     try:
         spec = InferenceDeploymentSpec.model_validate(dict(body.spec))
     except ValidationError as e:

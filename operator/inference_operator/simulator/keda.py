@@ -50,7 +50,6 @@ class KedaStandIn:
         # None: each ScaledObject's own pollingInterval.
         self.period = period
         self.on_action = on_action
-        self.actions: list[Action] = []
         self._stubs: dict[str, Any] = {}
         self._last_active: dict[tuple[str, str], float] = {}
         self._next: dict[tuple[str, str], float] = {}
@@ -135,6 +134,5 @@ class KedaStandIn:
         meta = obj["metadata"]
         kube.scale(obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"], after)
         action = Action(time.time(), meta["namespace"], meta["name"], before, after, why)
-        self.actions.append(action)
         if self.on_action:
             self.on_action(action)

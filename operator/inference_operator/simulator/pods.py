@@ -91,10 +91,6 @@ class FakePods:
             r = self.replicas.get(pod)
         return f"{r.host}:{PORT}" if r else f"{self.subnet}.1:1"
 
-    def hosts(self) -> dict[str, str]:
-        with self._lock:
-            return {pod: f"{r.host}:{PORT}" for pod, r in self.replicas.items()}
-
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._loop.run_until_complete(self._run())

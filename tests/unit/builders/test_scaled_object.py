@@ -1,0 +1,69 @@
+"""The ScaledObject with the operator's external scaler: which triggers, which HPA behavior,
+and a TriggerAuthentication only when a Prometheus trigger needs it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from inference_operator.api.models import InferenceDeploymentSpec
+from inference_operator.builders.names import Owner
+from inference_operator.builders.plan import Available, build_all
+
+OWNER = Owner("llama", "serving", "u")
+AUTH = {"prometheus": {"authSecretRef": {"name": "prom", "key": "token"}}}
+
+
+def objects(autoscaling: dict[str, Any], scaler: str | None) -> dict[str, dict[str, Any]]:
+    spec = InferenceDeploymentSpec.model_validate(
+        {
+            "model": {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct"},
+            "accelerator": {"kind": "nvidia"},
+            "autoscaling": autoscaling,
+        }
+    )
+    desired = build_all(OWNER, spec, Available(keda=True, scaler_address=scaler))
+    return {o["kind"]: o for o in desired.apply}
+
+
+@pytest.mark.parametrize(
+    ("autoscaling", "scaler", "triggers", "auth"),
+    [
+        ({}, "op.system.svc:6000", ["external"], False),
+        (AUTH, "op.system.svc:6000", ["external"], False),
+        (
+            {**AUTH, "prometheusTriggers": True},
+            "op.system.svc:6000",
+            ["external", "prometheus", "prometheus"],
+            True,
+        ),
+        (AUTH, None, ["prometheus", "prometheus"], True),
+    ],
+)
+def test_triggers_and_authentication(
+    autoscaling: dict[str, Any], scaler: str | None, triggers: list[str], auth: bool
+) -> None:
+    got = objects(autoscaling, scaler)
+    assert [t["type"] for t in got["ScaledObject"]["spec"]["triggers"]] == triggers
+    assert ("TriggerAuthentication" in got) == auth
+
+
+def test_with_the_scaler_the_hpa_passes_the_recommendation_through() -> None:
+    so = objects({"behavior": {"scaleUp": {"maxFactor": 4}}}, "op:6000")["ScaledObject"]["spec"]
+    (external,) = so["triggers"]
+    assert external["metricType"] == "AverageValue"
+    assert external["metadata"] == {
+        "scalerAddress": "op:6000",
+        "inferenceDeployment": "llama",
+        "metricName": "recommendedReplicas",
+        "targetSize": "1",
+    }
+    behavior = so["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleUp"]["policies"][0] == {
+        "type": "Percent",
+        "value": 300,
+        "periodSeconds": 15,
+    }
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 0
+    assert so["cooldownPeriod"] == 30
