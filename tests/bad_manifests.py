@@ -222,6 +222,19 @@ BAD = [
         "spec.engine.env[0].name",
         "should match",
     ),
+    # Found by the schema fuzzer: values that would have been refused only in the Deployment.
+    (
+        with_("engine.env", [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]),
+        ".spec.engine.env: duplicate entries for key",
+        "",
+    ),
+    (
+        with_("engine.env", [{"name": "HF_TOKEN", "value": "inline"}]),
+        "spec.engine.env",
+        "env may not set variables the operator owns",
+    ),
+    (with_("accelerator.types", ["0."]), "spec.accelerator.types[0]", "should match"),
+    (with_("nodePool.zones", ["us-east-1a-"]), "spec.nodePool.zones[0]", "should match"),
     # Unknown fields, deeply nested junk: refused by name (server-side apply's typed patch).
     (with_("replicaz", 3), ".spec.replicaz: field not declared in schema", ""),
     (

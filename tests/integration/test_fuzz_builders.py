@@ -50,7 +50,10 @@ def test_what_the_api_server_admits_the_builders_turn_into_admissible_objects(
     try:
         stored = cluster.dry_run(infd)["spec"]
     except ApiException as e:
-        assert e.status in (400, 422), e  # refused, with a reason: fine
+        # Refused with a reason: fine. Server-side apply answers 500 for a list-map key given
+        # twice ("failed to create typed patch object"), an upstream quirk; still a refusal.
+        refused = e.status in (400, 422) or (e.status == 500 and "typed patch" in str(e.body))
+        assert refused, e
         assume(False)
     stats["admitted"] += 1
     try:

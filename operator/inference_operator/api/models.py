@@ -50,14 +50,20 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 # List items with their own limits (pydantic enforces them; the CRD gets them as `items`).
 Arg = Annotated[str, StringConstraints(max_length=1024, pattern=r"^[^\n\r\x00]*$")]
+# Both become node-label values: they must start and end with a letter or digit.
 AcceleratorType = Annotated[
-    str, StringConstraints(max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
+    str, StringConstraints(max_length=32, pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 ]
-Zone = Annotated[str, StringConstraints(max_length=32, pattern=r"^[a-z0-9-]+$")]
+Zone = Annotated[str, StringConstraints(max_length=32, pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")]
 
 MIN_LE_MAX = "minReplicas must be <= maxReplicas"
 ZERO_NEEDS_MIN_0 = "scaleToZero requires minReplicas: 0"
 OWNED_ARGS = "args may not set flags the operator owns: " + ", ".join(OWNED_FLAGS)
+# Variables the operator sets itself; a second entry with the same name is refused by the API
+# server when the Deployment is applied, long after admission.
+OWNED_ENV = ("HF_TOKEN", "VLLM_NO_USAGE_STATS")
+OWNED_ENV_RULE = "env may not set variables the operator owns: " + ", ".join(OWNED_ENV)
+UNIQUE_ENV = "env names must be unique"
 NVIDIA_TP = "perReplica must be 1, 2, 4 or 8 for nvidia (tensor parallel size)"
 NEURON_TP = "perReplica must be 1, 2, 4, 8, 12, 16, 24 or 32 for neuron (NeuronCores)"
 POOL_NAME = "name is required when create is false"
@@ -178,6 +184,14 @@ class EngineSpec(Base):
                 fieldPath=".args",
                 reason="FieldValueForbidden",
             ),
+            cel(
+                "!has(self.env) || self.env.all(e, !(e.name in ["
+                + ", ".join(f"'{n}'" for n in OWNED_ENV)
+                + "]))",
+                OWNED_ENV_RULE,
+                fieldPath=".env",
+                reason="FieldValueForbidden",
+            ),
         )
     )
 
@@ -196,7 +210,11 @@ class EngineSpec(Base):
         max_length=64,
     )
     env: list[EnvVar] = Field(
-        default_factory=list, description="Extra environment variables.", max_length=64
+        default_factory=list,
+        description="Extra environment variables, unique by name.",
+        max_length=64,
+        # A map keyed by name: the API server itself refuses a name given twice.
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     resources: Resources | None = Field(None, description="CPU and memory per replica.")
 
@@ -205,6 +223,11 @@ class EngineSpec(Base):
     def _owned_flags(self) -> EngineSpec:
         if any(a.startswith(OWNED_FLAGS) for a in self.args):
             raise ValueError(OWNED_ARGS)
+        names = [e.name for e in self.env]
+        if any(n in OWNED_ENV for n in names):
+            raise ValueError(OWNED_ENV_RULE)
+        if len(set(names)) != len(names):
+            raise ValueError(UNIQUE_ENV)
         return self
 
 

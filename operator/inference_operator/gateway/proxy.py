@@ -235,7 +235,8 @@ class Gateway:
         except Rejected as e:
             code = str(e.status)
             return error_response(e.status, e.kind, e.message)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, ConnectionError):
+            # The client went away, waiting or mid-stream (aiohttp ignores the reset itself).
             code = "499"  # nginx's "client closed request"
             raise
         finally:
