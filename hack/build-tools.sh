@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the control-plane binaries our tests run against from their Go modules, into a cache outside
+# Builds the control-plane binaries (and Prometheus 3) our tests run against from their Go modules,
+# into a cache outside
 # the repo keyed on the pinned versions (hack/tools/*/go.mod + go.sum) and the Go version. A warm cache
 # makes this a no-op. Prints the bin directory on its last line.
 set -euo pipefail
@@ -8,18 +9,29 @@ export GOTOOLCHAIN=local GOWORK=off GOFLAGS=-buildvcs=false CGO_ENABLED=0
 
 KV=v1.36.3           # k8s.io/kubernetes, see hack/tools/k8s/go.mod
 KWOK=v0.8.0 HELM=v4.3.1 ETCD=v3.6.16
+PROM3=3.16.0        # github.com/prometheus/prometheus v0.316.0, see hack/tools/prometheus/go.mod
 
+cache="${INFERENCE_OPERATOR_CACHE:-$HOME/.cache/inference-operator}"
+# One directory of links per combination of everything below; each binary is kept under a key of
+# its own module pins, package and flags, so adding or bumping one tool rebuilds only that tool.
 key=$(cat "$here"/tools/*/go.mod "$here"/tools/*/go.sum "$0" <(go version) | sha256sum | cut -c1-16)
-out="${INFERENCE_OPERATOR_CACHE:-$HOME/.cache/inference-operator}/bin/$key"
-mkdir -p "$out"
+out="$cache/bin/$key"
+store="$cache/store"
+mkdir -p "$out" "$store"
 
 build() {  # build <dir> <output-name> <package> [ldflags]
   local dir=$1 name=$2 pkg=$3 ldf=${4:-}
-  [ -x "$out/$name" ] && return 0
-  local t0=$SECONDS
-  (cd "$here/tools/$dir" && go build -trimpath -ldflags "-s -w $ldf" -o "$out/$name.tmp" "$pkg")
-  mv "$out/$name.tmp" "$out/$name"
-  echo "built $name in $((SECONDS - t0)) s" >&2
+  local k bin
+  k=$(cat "$here/tools/$dir/go.mod" "$here/tools/$dir/go.sum" <(go version) <(echo "$pkg $ldf") \
+    | sha256sum | cut -c1-16)
+  bin="$store/$name-$k"
+  if [ ! -x "$bin" ]; then
+    local t0=$SECONDS
+    (cd "$here/tools/$dir" && go build -trimpath -ldflags "-s -w $ldf" -o "$bin.tmp" "$pkg")
+    mv "$bin.tmp" "$bin"
+    echo "built $name in $((SECONDS - t0)) s" >&2
+  fi
+  ln -sfn "$bin" "$out/$name"
 }
 
 minor=${KV#v1.}; minor=${minor%%.*}
@@ -35,6 +47,11 @@ build k8s kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8s_ldf"
 build k8s kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$k8s_ldf"
 build k8s kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$k8s_ldf"
 build helm helm helm.sh/helm/v4/cmd/helm "-X helm.sh/helm/v4/internal/version.version=$HELM"
+# Prometheus 3 beside Debian's 2.42: the two negotiate scrape formats (and so vLLM's metric names)
+# differently. Named prometheus3 so it never shadows Debian's on PATH. No web UI assets: the API is
+# all the tests use.
+build prometheus prometheus3 github.com/prometheus/prometheus/cmd/prometheus \
+  "-X github.com/prometheus/common/version.Version=$PROM3"
 
 # kwok ships no stages in its binary: they are read from the module cache at run time.
 (cd "$here/tools/kwok" && go mod download -json sigs.k8s.io/kwok@$KWOK) \

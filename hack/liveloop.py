@@ -1,6 +1,7 @@
 """The live loop's surroundings on loopback, for the e2e test and `make run`: a fake vLLM per
-scheduled pod, the gateway in front of them, Debian's Prometheus scraping both, the KEDA/HPA
-stand-in calling the operator's gRPC scaler, and a timeline of what happened."""
+scheduled pod, the gateway in front of them, a real Prometheus (Debian's 2.42 or Prometheus 3)
+scraping both, the KEDA/HPA stand-in calling the operator's gRPC scaler, and a timeline of what
+happened."""
 
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ class LiveLoop:
         speed: float = 0.2,
         limits: Limits | None = None,
         keda_period: float | None = 1.0,
+        prometheus_version: str = "2.42",
     ) -> None:
+        self.prometheus_version = prometheus_version
         self.namespace, self.watched = namespace, watched
         self.dir = Path(tempfile.mkdtemp(prefix="infop-loop-"))
         # Few sequences at a time and slower than real: one replica serves ~1.5 req/s of
@@ -69,7 +72,8 @@ class LiveLoop:
                     "job_name": "gateway",
                     "static_configs": [{"targets": [f"127.0.0.1:{self.gateway.port}"]}],
                 },
-            ]
+            ],
+            version=self.prometheus_version,
         ).start()
         self.keda.start()
         self.timeline.start()

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import requests
 from liveloop import LiveLoop
+from localprom import STORED_PREFIX, VERSIONS
 
 from inference_operator.loadtest.run import Drive, Sample
 from kubeharness import Cluster, eventually
@@ -68,13 +69,16 @@ def _run_in_thread(drive: Drive) -> threading.Thread:
 def loop(
     cluster: Cluster, namespace: str, operator_running: object, request: pytest.FixtureRequest
 ) -> Iterator[LiveLoop]:
-    running = LiveLoop(namespace, NAME).start()
+    version = getattr(request, "param", "2.42")
+    running = LiveLoop(namespace, NAME, prometheus_version=version).start()
     try:
         yield running
     finally:
         running.stop()
         test = request.node.name
-        docs = os.environ.get("INFOP_E2E_DOCS") and test.startswith("test_scales_from_zero")
+        docs = os.environ.get("INFOP_E2E_DOCS") and test.startswith(
+            "test_scales_from_zero_up_under_load_and_back_to_zero[prometheus-2.42]"
+        )
         out = Path(tempfile.gettempdir()) / f"infop-{test}.json"
         running.timeline.save(
             ROOT / "docs/live-loop.json" if docs else out,
@@ -91,6 +95,8 @@ def _replicas(cluster: Cluster, namespace: str) -> tuple[int, int]:
     )
 
 
+# Both Prometheus versions: 2.42 stores vLLM's names as `vllm_x`, 3 as `vllm:x` (test_promql.py).
+@pytest.mark.parametrize("loop", VERSIONS, indirect=True, ids=lambda v: f"prometheus-{v}")
 def test_scales_from_zero_up_under_load_and_back_to_zero(
     loop: LiveLoop, cluster: Cluster, namespace: str
 ) -> None:
@@ -160,7 +166,9 @@ def test_scales_from_zero_up_under_load_and_back_to_zero(
         for e in cluster.list("Event", namespace)
         if e.get("involvedObject", {}).get("name") == NAME
     }
-    assert {"ScaleUp", "ScaleDown"} <= reasons, reasons
+    assert {"ScaleUp", "ScaleDown", "MetricNames"} <= reasons, reasons
+    signals = (cluster.get("InferenceDeployment", NAME, namespace) or {})["status"]["signals"]
+    assert signals["metricPrefix"] == STORED_PREFIX[loop.prometheus_version], signals
     ups = [d for d in loop.timeline.decisions if d["to"] > d["from"]]
     downs = [d for d in loop.timeline.decisions if d["to"] < d["from"]]
     assert ups and downs

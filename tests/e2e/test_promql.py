@@ -1,43 +1,50 @@
-"""The PromQL in our ScaledObjects, run by a real Prometheus (Debian's) against fake vLLM /metrics
-endpoints on 127.0.0.x: each query returns what the endpoints expose, scoped to one deployment."""
+"""The PromQL in our ScaledObjects and the recommender, run by two real Prometheus versions
+(Debian's 2.42 and a Prometheus 3 built from its Go module) against endpoints that serve /metrics
+exactly as vLLM does: prometheus_client's negotiating app, which answers a Prometheus 2.x scrape
+(OpenMetrics first) with `vllm_x` samples and a text scrape with `vllm:x`.
+
+Each query must return what the endpoints expose, scoped to one deployment, whichever spelling
+the TSDB holds; the gateway's and the operator's own metrics must be stored under the names we
+query them by."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import tempfile
+import asyncio
+import json
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import yaml
+from aiohttp import web
+from localcluster import free_port
+from localprom import STORED_PREFIX, VERSIONS, LocalPrometheus
 from prometheus_api_client import PrometheusConnect
-from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from inference_operator import telemetry
 from inference_operator.builders.autoscaling import queries
 from inference_operator.builders.names import Owner
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("prometheus") is None, reason="Debian's prometheus is installed by .ci/run"
-)
+from inference_operator.gateway.proxy import Gateway
+from inference_operator.metrics.queries import signal_queries
+from inference_operator.metrics.reader import Fleet, PrometheusReader
+from kubeharness import eventually
 
 
 @dataclass
 class FakePod:
-    """One vLLM pod's /metrics: real vLLM names and labels, values we choose."""
+    """One vLLM pod's /metrics: real vLLM names and labels, values we choose, served by
+    prometheus_client's own WSGI app (content negotiation included), as vLLM serves them."""
 
     pod: str
     host: str
     waiting: float
     kv: float
     rps: float
-    old_names: bool = False  # vLLM < 0.9.2: vllm:gpu_cache_usage_perc only
+    # vLLM < 0.9.2: gpu_cache_usage_perc only; 0.9.2-0.11: both names, one value.
+    kv_names: tuple[str, ...] = ("vllm:kv_cache_usage_perc",)
 
     def start(self) -> None:
         reg = CollectorRegistry()
@@ -45,29 +52,16 @@ class FakePod:
         Gauge("vllm:num_requests_waiting", "waiting", list(labels), registry=reg).labels(
             **labels
         ).set(self.waiting)
-        kv_name = "vllm:gpu_cache_usage_perc" if self.old_names else "vllm:kv_cache_usage_perc"
-        Gauge(kv_name, "kv", list(labels), registry=reg).labels(**labels).set(self.kv)
+        Gauge("vllm:num_requests_running", "running", list(labels), registry=reg).labels(
+            **labels
+        ).set(1)
+        for name in self.kv_names:
+            Gauge(name, "kv", list(labels), registry=reg).labels(**labels).set(self.kv)
         self.success = Counter(
             "vllm:request_success", "done", [*labels, "finished_reason"], registry=reg
         ).labels(**labels, finished_reason="stop")
-
-        class Handler(BaseHTTPRequestHandler):
-            # Always the text format, as our fake vLLM server serves it: prometheus_client's
-            # OpenMetrics output (which Prometheus 2.x asks for first) rewrites the colon in
-            # vLLM's names to an underscore.
-            def do_GET(self) -> None:
-                body = generate_latest(reg)
-                self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((self.host, 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, _ = start_http_server(0, addr=self.host, registry=reg)
+        self.port = self.server.server_port
         self.stop_flag = threading.Event()
         threading.Thread(target=self._count, daemon=True).start()
 
@@ -80,71 +74,118 @@ class FakePod:
         self.server.shutdown()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class GatewayMetrics:
+    """The gateway's real /metrics page (its aiohttp app) with one route's series populated."""
+
+    def __init__(self) -> None:
+        self.gateway = Gateway()
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        async def serve() -> None:
+            runner = web.AppRunner(self.gateway.app())
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", self.port).start()
+            self.gateway.set_route("llama", "serving", "llama")
+            m = self.gateway.metrics
+            m.in_flight.labels("serving", "llama").set(1)
+            m.replicas.labels("serving", "llama").set(3)
+            m.requests.labels("serving", "llama", "200").inc()
+            m.queue_seconds.labels("serving", "llama").observe(0.5)
+            started.set()
+
+        threading.Thread(
+            target=lambda: (self.loop.run_until_complete(serve()), self.loop.run_forever()),
+            daemon=True,
+        ).start()
+        assert started.wait(10)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-@pytest.fixture(scope="module")
-def prometheus() -> Iterator[tuple[PrometheusConnect, list[FakePod], float]]:
+@dataclass
+class Setup:
+    version: str
+    prom: PrometheusConnect
+    url: str
+    pods: list[FakePod]
+    gateway: CollectorRegistry
+    started: float
+
+
+@pytest.fixture(scope="module", params=VERSIONS, ids=lambda v: f"prometheus-{v}")
+def prometheus(request: pytest.FixtureRequest) -> Iterator[Setup]:
     pods = [
         FakePod("llama-7d9f8c6b5-abcde", "127.0.0.2", waiting=3, kv=0.5, rps=2.0),
         FakePod("llama-7d9f8c6b5-fghij", "127.0.0.3", waiting=5, kv=0.7, rps=3.0),
-        FakePod("llama-7d9f8c6b5-klmno", "127.0.0.4", waiting=1, kv=0.3, rps=1.0, old_names=True),
+        FakePod(
+            "llama-7d9f8c6b5-klmno",
+            "127.0.0.4",
+            waiting=1,
+            kv=0.3,
+            rps=1.0,
+            kv_names=("vllm:gpu_cache_usage_perc", "vllm:kv_cache_usage_perc"),
+        ),
+        FakePod(
+            "llama-7d9f8c6b5-zzzzz",
+            "127.0.0.7",
+            waiting=0,
+            kv=0.1,
+            rps=0.0,
+            kv_names=("vllm:gpu_cache_usage_perc",),
+        ),
         # Another deployment in the same namespace, and ours in another one: never counted.
         FakePod("llama-big-5c4b3a2-pqrst", "127.0.0.5", waiting=100, kv=0.9, rps=50.0),
         FakePod("llama-7d9f8c6b5-uvwxy", "127.0.0.6", waiting=100, kv=0.9, rps=50.0),
     ]
     for p in pods:
         p.start()
-    namespaces = ["serving"] * 4 + ["elsewhere"]
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [
+    namespaces = ["serving"] * 5 + ["elsewhere"]
+    gateway = GatewayMetrics()
+    # The operator's own registry, served as the operator serves it (telemetry.serve).
+    telemetry.API_CALLS.labels("get", "Deployment", "ok").inc()
+    telemetry.RECONCILE_SECONDS.labels("reconcile").observe(0.1)
+    operator_server, _ = start_http_server(0, addr="127.0.0.1", registry=telemetry.REGISTRY)
+    prom = LocalPrometheus(
+        [
             {
                 "job_name": "vllm",
                 "static_configs": [
                     {"targets": [f"{p.host}:{p.port}"], "labels": {"namespace": ns, "pod": p.pod}}
                     for p, ns in zip(pods, namespaces, strict=True)
                 ],
-            }
+            },
+            {
+                "job_name": "gateway",
+                "static_configs": [{"targets": [f"127.0.0.1:{gateway.port}"]}],
+            },
+            {
+                "job_name": "operator",
+                "static_configs": [{"targets": [f"127.0.0.1:{operator_server.server_port}"]}],
+            },
         ],
-    }
-    state = Path(tempfile.mkdtemp(prefix="infop-prom-"))
-    (state / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={state / 'prometheus.yml'}",
-            f"--storage.tsdb.path={state / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=(state / "log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    prom = PrometheusConnect(url=f"http://127.0.0.1:{port}", disable_ssl=True)
+        version=request.param,
+    ).start()
+    client = PrometheusConnect(url=prom.url, disable_ssl=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                up = prom.custom_query('count(up{job="vllm"} == 1)')
-                if up and float(up[0]["value"][1]) == len(pods):
-                    break
-            except Exception:
-                pass
-            time.sleep(0.5)
-        else:
-            raise AssertionError((state / "log").read_text()[-2000:])
-        started = time.monotonic()
-        yield prom, pods, started
+
+        def all_up() -> bool:
+            up = client.custom_query("count(up == 1)")
+            assert up and float(up[0]["value"][1]) == len(pods) + 2, (up, prom.log[-2000:])
+            return True
+
+        eventually(all_up, timeout=60)
+        yield Setup(
+            request.param, client, prom.url, pods, gateway.gateway.metrics.registry, time.time()
+        )
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        prom.stop()
+        gateway.stop()
+        operator_server.shutdown()
         for p in pods:
             p.stop()
-        shutil.rmtree(state, ignore_errors=True)
 
 
 def _value(prom: PrometheusConnect, query: str) -> float:
@@ -153,25 +194,97 @@ def _value(prom: PrometheusConnect, query: str) -> float:
     return float(result[0]["value"][1])
 
 
-def test_queue_query_sums_this_deployments_pods_only(prometheus: tuple) -> None:  # type: ignore[type-arg]
-    prom, _, _ = prometheus
-    assert _value(prom, queries(Owner("llama", "serving", "u"))["queue"]) == 9
+DASHBOARD = (
+    Path(__file__).resolve().parents[2]
+    / "charts/inference-operator/dashboards/inference-deployment.json"
+)
+LLAMA = Owner("llama", "serving", "u")
 
 
-def test_kv_query_works_on_old_and_new_vllm_names(prometheus: tuple) -> None:  # type: ignore[type-arg]
-    prom, _, _ = prometheus
-    assert _value(prom, queries(Owner("llama", "serving", "u"))["kvCache"]) == pytest.approx(1.5)
+def test_the_spelling_each_version_stores(prometheus: Setup) -> None:
+    names = {
+        r["metric"]["__name__"]
+        for r in prometheus.prom.custom_query(
+            'count by (__name__) ({__name__=~"vllm[:_]num_requests_waiting"})'
+        )
+    }
+    assert names == {STORED_PREFIX[prometheus.version] + "num_requests_waiting"}
 
 
-def test_other_deployment_is_scoped_apart(prometheus: tuple) -> None:  # type: ignore[type-arg]
-    prom, _, _ = prometheus
-    assert _value(prom, queries(Owner("llama-big", "serving", "u"))["queue"]) == 100
+def test_queue_query_sums_this_deployments_pods_only(prometheus: Setup) -> None:
+    assert _value(prometheus.prom, queries(LLAMA)["queue"]) == 9
 
 
-def test_rps_query_is_the_completion_rate(prometheus: tuple) -> None:  # type: ignore[type-arg]
-    prom, _, started = prometheus
+def test_kv_query_counts_each_pod_once_under_old_new_and_both_names(prometheus: Setup) -> None:
+    assert _value(prometheus.prom, queries(LLAMA)["kvCache"]) == pytest.approx(1.6)
+
+
+def test_other_deployment_is_scoped_apart(prometheus: Setup) -> None:
+    assert _value(prometheus.prom, queries(Owner("llama-big", "serving", "u"))["queue"]) == 100
+
+
+def test_every_signal_query_answers(prometheus: Setup) -> None:
+    for name, query in signal_queries(LLAMA).items():
+        if name != "gateway":  # the gateway exports it per route, checked below
+            assert prometheus.prom.custom_query(query), (name, query)
+
+
+def test_reader_reads_every_signal_and_the_spelling(prometheus: Setup) -> None:
+    reading = PrometheusReader(prometheus.url).read(LLAMA, Fleet(4, 4, 0), time.time())
+    obs = reading.observation
+    assert reading.error is None
+    assert (obs.queue, obs.running) == (9, 4)
+    assert obs.kv_cache_utilization == pytest.approx(0.4)
+    assert obs.sampled_at is not None and time.time() - obs.sampled_at < 10
+    assert reading.metric_prefix == STORED_PREFIX[prometheus.version]
+
+
+def test_rps_query_is_the_completion_rate(prometheus: Setup) -> None:
     # rate(...[1m]) divides by the whole minute: it is only right once a minute of samples exists.
-    time.sleep(max(0.0, started + 65 - time.monotonic()))
-    assert _value(prom, queries(Owner("llama", "serving", "u"))["rps"]) == pytest.approx(
-        6.0, rel=0.2
-    )
+    def settled() -> bool:
+        assert time.time() - prometheus.started > 65
+        value = _value(prometheus.prom, queries(LLAMA)["rps"])
+        assert value == pytest.approx(6.0, rel=0.2)
+        return True
+
+    eventually(settled, timeout=120)
+
+
+def _sample_names(registry: CollectorRegistry) -> set[str]:
+    # `_created` samples are timestamps that Prometheus 3 folds into the series it belongs to.
+    return {
+        s.name
+        for family in registry.collect()
+        for s in family.samples
+        if not s.name.endswith("_created")
+    }
+
+
+@pytest.mark.parametrize("job", ["gateway", "operator"])
+def test_our_own_metrics_are_stored_under_the_names_we_query(prometheus: Setup, job: str) -> None:
+    registry = prometheus.gateway if job == "gateway" else telemetry.REGISTRY
+    names = _sample_names(registry)
+    assert names and all(":" not in n for n in names), names
+    prefix = "inference_gateway_" if job == "gateway" else "infop_"
+    assert all(n.startswith(prefix) for n in names), names
+    stored: set[str] = {
+        r["metric"]["__name__"]
+        for r in prometheus.prom.custom_query(f'count by (__name__) ({{job="{job}"}})')
+    }
+    assert names <= stored, sorted(names - stored)
+
+
+def test_dashboard_queries_find_vllm_series(prometheus: Setup) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [
+        t["expr"].replace("$namespace", "serving").replace("$deployment", "llama")
+        for panel in dashboard["panels"]
+        for t in panel.get("targets", [])
+    ]
+    # The fake pods here export no histograms: only the gauges and the success counter.
+    vllm = [e for e in exprs if "vllm" in e and "seconds_bucket" not in e]
+    assert len(vllm) >= 5, exprs
+    for expr in exprs:
+        prometheus.prom.custom_query(expr)  # every panel parses on this version
+    for expr in vllm:
+        assert prometheus.prom.custom_query(expr), expr

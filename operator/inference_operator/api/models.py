@@ -613,6 +613,11 @@ class Signals(Base):
     kv_cache_utilization: float | None = Field(None, description="Mean KV-cache usage, 0-1.")
     requests_per_second: float | None = Field(None, description="Arrival rate.")
     gateway_queue: float | None = Field(None, description="Requests waiting at the gateway.")
+    metric_prefix: str | None = Field(
+        None,
+        description="How Prometheus stores vLLM's metric names: `vllm:` (text or UTF-8 scrapes) "
+        "or `vllm_` (OpenMetrics scrapes by Prometheus 2.x). Queries match both.",
+    )
     observed_at: str | None = Field(None, description="When they were read.")
 
 

@@ -20,13 +20,29 @@ def pod_matcher(owner: Owner) -> str:
     return f'namespace="{owner.namespace}",pod=~"{owner.name}-[a-z0-9]+-[a-z0-9]+"'
 
 
+def vllm_series(metric: str, matcher: str) -> str:
+    """A selector for a vLLM metric under either spelling a real Prometheus may store.
+
+    vLLM names its metrics `vllm:x`. Scraped as OpenMetrics (what Prometheus 2.x asks for first),
+    prometheus_client writes the samples as `vllm_x`; scraped as text, or by a Prometheus 3 that
+    negotiates UTF-8 names, they keep the colon. Which one a user's TSDB holds is not ours to
+    choose, so every query matches both (`metric` may itself be a regex alternation).
+    """
+    return f'{{__name__=~"vllm[:_]{metric}",{matcher}}}'
+
+
+def kv_usage_by_pod(matcher: str) -> str:
+    # vLLM < 0.9.2 exposes only gpu_cache_usage_perc, >= 0.12 only kv_cache_usage_perc, and the
+    # releases between expose both with one value: the max per series keeps one of them.
+    return f"max without (__name__) ({vllm_series('(kv|gpu)_cache_usage_perc', matcher)})"
+
+
 def queries(owner: Owner) -> dict[str, str]:
     m = pod_matcher(owner)
     return {
-        "queue": f"sum(vllm:num_requests_waiting{{{m}}})",
-        # vLLM < 0.9.2 exposes only the old name, >= 0.12 only the new one: either works.
-        "kvCache": f"sum(vllm:kv_cache_usage_perc{{{m}}} or vllm:gpu_cache_usage_perc{{{m}}})",
-        "rps": f"sum(rate(vllm:request_success_total{{{m}}}[1m]))",
+        "queue": f"sum({vllm_series('num_requests_waiting', m)})",
+        "kvCache": f"sum({kv_usage_by_pod(m)})",
+        "rps": f"sum(rate({vllm_series('request_success_total', m)}[1m]))",
     }
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
 
 from inference_operator.gateway.pool import Pool, Target
 from inference_operator.metrics.queries import (
@@ -308,10 +308,12 @@ class Gateway:
         ]
         return web.json_response({"object": "list", "data": data})
 
-    async def metrics_page(self, _: web.Request) -> web.Response:
+    async def metrics_page(self, req: web.Request) -> web.Response:
+        # The format the scrape asks for, as prometheus_client's own apps answer; our names have
+        # no colon, so both formats store the same names (tests/e2e/test_promql.py).
+        encode, content_type = choose_encoder(req.headers.get("Accept", ""))
         return web.Response(
-            body=generate_latest(self.metrics.registry),
-            headers={"Content-Type": CONTENT_TYPE_LATEST},
+            body=encode(self.metrics.registry), headers={"Content-Type": content_type}
         )
 
     async def health(self, _: web.Request) -> web.Response:

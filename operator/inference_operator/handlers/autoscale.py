@@ -107,6 +107,17 @@ def decide(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
     active = scaling_active(reading.observation, policy, reading.error, url)
     conds = set_conditions(old, [active, scaling_limited(rec)], stamp, meta.get("generation"))
     signals = without_nulls(signals_status(reading.observation, stamp))
+    # Kept through an outage (no series, no answer), so it is announced once, not per recovery.
+    known_prefix = (status.get("signals") or {}).get("metricPrefix")
+    if reading.metric_prefix is not None and reading.metric_prefix != known_prefix:
+        kopf.info(
+            body,
+            reason="MetricNames",
+            message=f"Prometheus stores vLLM metrics as {reading.metric_prefix}* "
+            "(queries match vllm: and vllm_ alike)",
+        )
+    if reading.metric_prefix or known_prefix:
+        signals["metricPrefix"] = reading.metric_prefix or known_prefix
     before = status.get("recommendation") or {}
     changed = False
     if before.get("replicas") != rec.replicas or status.get("desiredReplicas") != rec.replicas:

@@ -16,7 +16,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
 from inference_operator.builders.names import Owner
-from inference_operator.metrics.queries import signal_queries
+from inference_operator.metrics.queries import signal_queries, spelling, spelling_query
 from inference_operator.scaling.model import Observation
 
 
@@ -34,6 +34,8 @@ class Reading:
     observation: Observation
     # Why no signal could be read (Prometheus unreachable, an HTTP error); None when it answered.
     error: str | None = None
+    # How this Prometheus stores vLLM's names, `vllm:` or `vllm_` (None: no series yet).
+    metric_prefix: str | None = None
 
 
 def observation(samples: dict[str, float | None], fleet: Fleet, at: float) -> Observation:
@@ -84,13 +86,15 @@ class PrometheusReader:
                 value = float(result[0]["value"][1]) if result else math.nan
                 # NaN: an average over no series, or a division by zero in the query.
                 samples[name] = value if math.isfinite(value) else None
+            found = client.custom_query(spelling_query(owner))
+            prefix = spelling([str(r["metric"].get("__name__", "")) for r in found])
         except (requests.RequestException, PrometheusApiClientException, OSError) as e:
             return Reading(observation({}, fleet, at), error=f"{self.url}: {_short(e)}")
         except (KeyError, IndexError, TypeError, ValueError) as e:
             return Reading(
                 observation({}, fleet, at), error=f"{self.url}: unexpected answer: {e!r}"
             )
-        return Reading(observation(samples, fleet, at))
+        return Reading(observation(samples, fleet, at), metric_prefix=prefix)
 
 
 def _short(e: BaseException) -> str:

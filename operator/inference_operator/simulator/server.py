@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
 
 from inference_operator.simulator.engine import Replica, Request
 from inference_operator.simulator.profiles import PROFILES, EngineProfile
@@ -273,10 +273,14 @@ def make_app(fake: FakeVllm) -> web.Application:
             }
         )
 
-    async def metrics(_: web.Request) -> web.Response:
+    async def metrics(req: web.Request) -> web.Response:
+        # vLLM mounts prometheus_client's ASGI app, which picks the format from the scrape's
+        # Accept header; so do we. Prometheus 2.x asks for OpenMetrics first, and the client's
+        # OpenMetrics encoder writes `vllm:x` samples as `vllm_x`: the names a real
+        # Prometheus stores depend on this choice (docs/autoscaling.md, "Metric names").
+        encode, content_type = choose_encoder(req.headers.get("Accept", ""))
         return web.Response(
-            body=generate_latest(fake.metrics.registry),
-            headers={"Content-Type": CONTENT_TYPE_LATEST},
+            body=encode(fake.metrics.registry), headers={"Content-Type": content_type}
         )
 
     async def complete(req: web.Request) -> web.StreamResponse:

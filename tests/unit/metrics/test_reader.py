@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from inference_operator.builders.names import Owner
-from inference_operator.metrics.queries import signal_queries
+from inference_operator.metrics.queries import signal_queries, spelling
 from inference_operator.metrics.reader import Fleet, PrometheusReader, observation
 from inference_operator.scaling import Policy, State, recommend
 
@@ -28,6 +30,26 @@ def test_every_query_is_scoped_to_one_deployment() -> None:
             assert 'inference_namespace="serving",inference_deployment="llama"' in query
         else:
             assert 'namespace="serving",pod=~"llama-[a-z0-9]+-[a-z0-9]+"' in query
+
+
+def test_every_vllm_query_matches_both_spellings() -> None:
+    for name, query in signal_queries(OWNER).items():
+        if name != "gateway":
+            assert '{__name__=~"vllm[:_]' in query and "vllm:" not in query, query
+
+
+@pytest.mark.parametrize(
+    ("names", "want"),
+    [
+        ([], None),
+        (["vllm_num_requests_waiting"], "vllm_"),
+        (["vllm:num_requests_waiting"], "vllm:"),
+        # Both during a Prometheus upgrade: the colon is what the new one stores.
+        (["vllm_num_requests_waiting", "vllm:num_requests_waiting"], "vllm:"),
+    ],
+)
+def test_spelling(names: list[str], want: str | None) -> None:
+    assert spelling(names) == want
 
 
 def _closed_port() -> int:

@@ -127,3 +127,40 @@ def test_metrics_use_vllm_names_and_track_load_up_and_down() -> None:
     assert after["vllm:num_requests_waiting"] == 0
     assert after["vllm:kv_cache_usage_perc"] == 0
     assert after["vllm:request_success_total"] == 200
+
+
+# What Prometheus 2.42 sends (scrape/scrape.go); Prometheus 3 adds escaping and UTF-8 terms.
+PROMETHEUS_2_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
+def test_metrics_negotiate_the_format_as_vllm_does() -> None:
+    """vLLM serves prometheus_client's own app: OpenMetrics when asked first, with the colon in
+    sample names written as an underscore (the names Prometheus 2.x stores), text otherwise."""
+
+    async def scenario() -> dict[str, tuple[str, str]]:
+        runner, base = await _serve(FakeVllm(speed=20.0))
+        try:
+            async with aiohttp.ClientSession() as s:
+                out = {}
+                for name, accept in {
+                    "prometheus2": PROMETHEUS_2_ACCEPT,
+                    "text": "text/plain;version=0.0.4",
+                }.items():
+                    r = await s.get(f"{base}/metrics", headers={"Accept": accept})
+                    out[name] = (r.headers["Content-Type"], await r.text())
+                return out
+        finally:
+            await runner.cleanup()
+
+    out = asyncio.run(scenario())
+    om_type, om_body = out["prometheus2"]
+    assert om_type.startswith("application/openmetrics-text; version=1.0.0")
+    samples = [line.split("{")[0].split(" ")[0] for line in om_body.splitlines()]
+    assert "vllm_num_requests_waiting" in samples
+    assert not any(n.startswith("vllm:") for n in samples if n and not n.startswith("#"))
+    text_type, text_body = out["text"]
+    assert text_type.startswith("text/plain")
+    assert "vllm:num_requests_waiting{" in text_body
