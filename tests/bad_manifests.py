@@ -29,6 +29,37 @@ _DELETE = object()
 
 BAD = [
     (
+        with_(
+            "autoscaling",
+            {
+                "maxReplicas": 4,
+                "schedules": [{"cron": "0 8 * * 1-5", "minReplicas": 6, "duration": "10h"}],
+            },
+        ),
+        "spec.autoscaling.schedules: Invalid value",
+        "schedules[].minReplicas must be <= maxReplicas",
+    ),
+    (
+        with_("accelerator", {"kind": "neuron", "perReplica": 2, "types": ["inf2", "H100"]}),
+        "spec.accelerator.types: Invalid value",
+        "types may not name NVIDIA GPUs or instances with kind: neuron",
+    ),
+    (
+        with_("accelerator", {"kind": "neuron", "perReplica": 2, "types": ["ml.g5.xlarge"]}),
+        "spec.accelerator.types: Invalid value",
+        "types may not name NVIDIA GPUs or instances with kind: neuron",
+    ),
+    (
+        with_("accelerator", {"kind": "nvidia", "types": ["L40S", "inf2.xlarge"]}),
+        "spec.accelerator.types: Invalid value",
+        "types may not name Neuron accelerators or instances with kind: nvidia",
+    ),
+    (
+        with_("accelerator", {"kind": "nvidia", "types": ["Trainium2"]}),
+        "spec.accelerator.types: Invalid value",
+        "types may not name Neuron accelerators or instances with kind: nvidia",
+    ),
+    (
         with_("autoscaling", {"minReplicas": 5, "maxReplicas": 2}),
         "spec.autoscaling.minReplicas: Invalid value",
         "minReplicas must be <= maxReplicas",

@@ -79,45 +79,122 @@ def conditions_equal(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
 class WorkloadView:
     """What the Deployment and its pods say."""
 
-    desired: int
-    replicas: int
+    desired: int  # the InferenceDeployment's spec.replicas
+    replicas: int  # the Deployment's status.replicas (pods of every revision, not terminating)
     ready: int
-    updated: int
+    updated: int  # pods of the newest revision
+    available: int | None = None  # None: same as ready (views made before it was read)
+    # The Deployment's metadata.generation and status.observedGeneration: until the Deployment
+    # controller has seen our newest spec, its counts describe the old one.
+    generation: int = 0
+    observed_generation: int = 0
     unschedulable: str | None = None  # the scheduler's message, when pods wait too long
+    stuck: str | None = None  # the Deployment's ProgressDeadlineExceeded message
     invalid: str | None = None  # a spec problem the schema could not see
+
+    @property
+    def rollout_done(self) -> bool:
+        """`kubectl rollout status` says complete: the newest spec seen, every pod of it, none
+        of an older one, all available."""
+        available = self.ready if self.available is None else self.available
+        return (
+            self.observed_generation >= self.generation
+            and self.updated >= self.desired
+            and self.replicas <= self.updated
+            and available >= self.desired
+        )
 
 
 def workload_conditions(v: WorkloadView) -> list[Cond]:
+    """Our conditions plus kstatus' Reconciling and Stalled (what Flux and kstatus read)."""
     if v.invalid:
         return [
             Cond("Ready", "False", "InvalidSpec", v.invalid),
             Cond("Progressing", "False", "InvalidSpec", v.invalid),
             Cond("Degraded", "True", "InvalidSpec", v.invalid),
+            Cond("Reconciling", "False", "InvalidSpec", v.invalid),
+            Cond("Stalled", "True", "InvalidSpec", v.invalid),
         ]
-    rolling = v.updated < v.desired or v.replicas > v.desired
-    ready = v.ready >= v.desired and not rolling
-    if v.desired == 0:
-        ready_c = Cond("Ready", "True", "ScaledToZero", "no replicas are requested")
-    elif ready:
+    done = v.rollout_done and v.ready >= v.desired
+    counts = f"{v.updated}/{v.desired} replicas updated, {v.ready} ready"
+    if v.observed_generation < v.generation:
+        ready_c = Cond(
+            "Ready", "False", "RolloutPending", "the Deployment has not seen the newest spec yet"
+        )
+    elif v.desired == 0:
+        ready_c = (
+            Cond("Ready", "True", "ScaledToZero", "no replicas are requested")
+            if v.replicas == 0
+            else Cond("Ready", "False", "ScalingDown", f"{v.replicas} replicas still running")
+        )
+    elif done:
         ready_c = Cond(
             "Ready", "True", "AllReplicasReady", f"{v.ready}/{v.desired} replicas are ready"
         )
-    else:
+    elif v.rollout_done or v.updated >= v.desired:
         ready_c = Cond(
             "Ready", "False", "ReplicasNotReady", f"{v.ready}/{v.desired} replicas are ready"
         )
+    else:
+        ready_c = Cond("Ready", "False", "RollingOut", counts)
+    ready = ready_c.status == "True"
     progressing = (
-        Cond(
-            "Progressing",
-            "True",
-            "RollingOut",
-            f"{v.updated}/{v.desired} replicas updated, {v.ready} ready",
-        )
-        if not ready and v.desired > 0
-        else Cond("Progressing", "False", "Stable", "the rollout is complete")
+        Cond("Progressing", "False", "Stable", "the rollout is complete")
+        if ready
+        else Cond("Progressing", "True", "RollingOut", counts)
     )
     if v.unschedulable:
         degraded = Cond("Degraded", "True", "InsufficientCapacity", v.unschedulable)
+    elif v.stuck:
+        degraded = Cond("Degraded", "True", "ProgressDeadlineExceeded", v.stuck)
     else:
         degraded = Cond("Degraded", "False", "AsExpected", "no problems seen")
-    return [ready_c, progressing, degraded]
+    stalled = degraded.status == "True"
+    return [
+        ready_c,
+        progressing,
+        degraded,
+        # kstatus: Reconciling while work toward the spec goes on; Stalled when it cannot
+        # without help. Never both True.
+        Cond("Reconciling", "False", "Stable", "the rollout is complete")
+        if ready
+        else Cond(
+            "Reconciling",
+            "False" if stalled else "True",
+            degraded.reason if stalled else ready_c.reason,
+            degraded.message if stalled else ready_c.message,
+        ),
+        Cond("Stalled", "True", degraded.reason, degraded.message)
+        if stalled
+        else Cond("Stalled", "False", "AsExpected", "no problems seen"),
+    ]
+
+
+def deployment_view(
+    desired: int,
+    deploy: dict[str, Any] | None,
+    unschedulable: str | None = None,
+) -> WorkloadView:
+    """The view from a Deployment object as the API server returns it (None: not made yet)."""
+    d = deploy or {}
+    st = d.get("status") or {}
+    stuck = next(
+        (
+            str(c.get("message") or "")
+            for c in st.get("conditions") or []
+            if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+        ),
+        None,
+    )
+    return WorkloadView(
+        desired=desired,
+        replicas=int(st.get("replicas") or 0),
+        ready=int(st.get("readyReplicas") or 0),
+        updated=int(st.get("updatedReplicas") or 0),
+        available=int(st.get("availableReplicas") or 0),
+        # No Deployment yet: generation 1, seen 0 (pending), unless nothing is asked for.
+        generation=int((d.get("metadata") or {}).get("generation") or (1 if desired else 0)),
+        observed_generation=int(st.get("observedGeneration") or 0),
+        unschedulable=unschedulable,
+        stuck=stuck,
+    )

@@ -7,6 +7,7 @@ CEL `x-kubernetes-validations`) live here beside the fields they guard.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -57,6 +58,44 @@ AcceleratorType = Annotated[
 Zone = Annotated[str, StringConstraints(max_length=32, pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")]
 
 MIN_LE_MAX = "minReplicas must be <= maxReplicas"
+SCHEDULE_LE_MAX = "schedules[].minReplicas must be <= maxReplicas (a floor above the ceiling)"
+
+# Accelerator vocabulary by kind, for refusing the other kind's names at admission (a test keeps
+# it in step with capacity/catalogue.py). Matched lower-cased, with an optional `ml.` (HyperPod).
+NVIDIA_FAMILIES = (
+    "p3",
+    "p3dn",
+    "p4d",
+    "p4de",
+    "p5",
+    "p5e",
+    "p5en",
+    "p6",
+    "g4dn",
+    "g5",
+    "g6",
+    "g6e",
+)
+NVIDIA_GPUS = ("v100", "a100", "h100", "h200", "b200", "a10g", "l4", "l40s", "t4")
+NEURON_FAMILIES = ("inf1", "inf2", "trn1", "trn1n", "trn2")
+NEURON_CHIPS = ("inferentia", "inferentia2", "trainium", "trainium2")
+
+
+def _names_regex(families: tuple[str, ...], chips: tuple[str, ...]) -> str:
+    # `[.]`, not a backslash: the pattern is also a CEL string literal.
+    return f"^((ml[.])?({'|'.join(families)})([.][a-z0-9]+)?|{'|'.join(chips)})$"
+
+
+NVIDIA_NAMES = _names_regex(NVIDIA_FAMILIES, NVIDIA_GPUS)
+NEURON_NAMES = _names_regex(NEURON_FAMILIES, NEURON_CHIPS)
+NVIDIA_TYPE_RULE = (
+    "types may not name Neuron accelerators or instances with kind: nvidia (allowed: NVIDIA "
+    "GPU names such as H100, L40S, families such as p5, g6e, or their instance types)"
+)
+NEURON_TYPE_RULE = (
+    "types may not name NVIDIA GPUs or instances with kind: neuron (allowed: inf2, trn1, trn2 "
+    "families, their instance types, or inferentia2, trainium)"
+)
 ZERO_NEEDS_MIN_0 = "scaleToZero requires minReplicas: 0"
 OWNED_ARGS = "args may not set flags the operator owns: " + ", ".join(OWNED_FLAGS)
 # Variables the operator sets itself; a second entry with the same name is refused by the API
@@ -246,6 +285,18 @@ class AcceleratorSpec(Base):
                 NEURON_TP,
                 fieldPath=".perReplica",
             ),
+            cel(
+                f"self.kind != 'nvidia' || !has(self.types) || "
+                f"self.types.all(t, !t.lowerAscii().matches('{NEURON_NAMES}'))",
+                NVIDIA_TYPE_RULE,
+                fieldPath=".types",
+            ),
+            cel(
+                f"self.kind != 'neuron' || !has(self.types) || "
+                f"self.types.all(t, !t.lowerAscii().matches('{NVIDIA_NAMES}'))",
+                NEURON_TYPE_RULE,
+                fieldPath=".types",
+            ),
         )
     )
 
@@ -275,6 +326,13 @@ class AcceleratorSpec(Base):
             raise ValueError(NVIDIA_TP)
         if self.kind == "neuron" and self.per_replica not in (1, 2, 4, 8, 12, 16, 24, 32):
             raise ValueError(NEURON_TP)
+        other, rule = (
+            (NEURON_NAMES, NVIDIA_TYPE_RULE)
+            if self.kind == "nvidia"
+            else (NVIDIA_NAMES, NEURON_TYPE_RULE)
+        )
+        if any(re.match(other, t.lower()) for t in self.types):
+            raise ValueError(rule)
         return self
 
 
@@ -354,6 +412,14 @@ class Behavior(Base):
 
     scale_up: ScaleUp = Field(default_factory=ScaleUp, description="Scale-up behaviour.")
     scale_down: ScaleDown = Field(default_factory=ScaleDown, description="Scale-down behaviour.")
+    hpa_tolerance: float = Field(
+        0.1,
+        description="The HPA's tolerance when KEDA's Prometheus triggers alone drive it (no "
+        "operator scaler): changes of the metric ratio within this fraction are ignored. With "
+        "the operator's scaler the HPA gets tolerance 0 and follows the recommender exactly.",
+        ge=0,
+        le=1,
+    )
 
 
 class ScheduleSpec(Base):
@@ -425,6 +491,11 @@ class AutoscalingSpec(Base):
                 ZERO_NEEDS_MIN_0,
                 fieldPath=".scaleToZero",
             ),
+            cel(
+                "!has(self.schedules) || self.schedules.all(s, s.minReplicas <= self.maxReplicas)",
+                SCHEDULE_LE_MAX,
+                fieldPath=".schedules",
+            ),
         )
     )
 
@@ -462,6 +533,8 @@ class AutoscalingSpec(Base):
             raise ValueError(MIN_LE_MAX)
         if self.scale_to_zero is not None and self.min_replicas != 0:
             raise ValueError(ZERO_NEEDS_MIN_0)
+        if any(s.min_replicas > self.max_replicas for s in self.schedules):
+            raise ValueError(SCHEDULE_LE_MAX)
         return self
 
 

@@ -89,8 +89,14 @@ def _policy(kind: str, value: int, period: int) -> dict[str, Any]:
 
 def _hpa_behavior(spec: InferenceDeploymentSpec, passthrough: bool) -> dict[str, Any]:
     """With the operator's scaler the recommender already stabilizes and rate-limits, so the HPA
-    passes its answer through; with Prometheus triggers alone the HPA does that work itself."""
+    passes its answer through (tolerance 0: 10 -> 11 replicas is not lost in the default 10%
+    band); with Prometheus triggers alone the HPA does that work itself.
+
+    `tolerance` needs the HPAConfigurableTolerance gate (beta, on by default since 1.35); an API
+    server without it drops the field and the cluster-wide 10% applies: the scaler reads the
+    HPA KEDA made and lands on the recommendation under whichever tolerance is in force."""
     b = spec.autoscaling.behavior
+    tolerance = "0" if passthrough else _number(b.hpa_tolerance)
     up_percent = math.ceil((b.scale_up.max_factor - 1) * 100) if passthrough else 100
     if passthrough:
         window, down = 0, [_policy("Percent", 100, 15)]
@@ -105,11 +111,13 @@ def _hpa_behavior(spec: InferenceDeploymentSpec, passthrough: bool) -> dict[str,
             "stabilizationWindowSeconds": 0,
             "selectPolicy": "Max",
             "policies": [_policy("Percent", up_percent, 15), _policy("Pods", 4, 15)],
+            "tolerance": tolerance,
         },
         "scaleDown": {
             "stabilizationWindowSeconds": window,
             "selectPolicy": "Max",
             "policies": down,
+            "tolerance": tolerance,
         },
     }
 

@@ -44,7 +44,13 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         telemetry.serve(ours.bind_host, ours.metrics_port)
         _metrics_served = True
     if ours.scaler_port and _scaler is None:
-        _scaler = ScalerServer(ours.bind_host, ours.scaler_port, autoscale.decision_from_status)
+        # A decision two timer periods old means this replica's timer no longer runs.
+        _scaler = ScalerServer(
+            ours.bind_host,
+            ours.scaler_port,
+            autoscale.decision_from_status,
+            max_age=2 * ours.autoscale_seconds,
+        )
         _scaler.start()
 
 

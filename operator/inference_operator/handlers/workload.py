@@ -14,17 +14,15 @@ import kopf
 from pydantic import ValidationError
 
 from inference_operator import telemetry
-from inference_operator.api.conditions import (
-    WorkloadView,
-    conditions_equal,
-    replacing,
-    rfc3339,
-    set_conditions,
-    without_nulls,
-    workload_conditions,
-)
+from inference_operator.api.conditions import deployment_view, rfc3339
 from inference_operator.api.errors import spec_errors
 from inference_operator.api.models import GROUP, PLURAL, VERSION, InferenceDeploymentSpec
+from inference_operator.api.status import (
+    Observed,
+    StatusUpdate,
+    invalid_status_patch,
+    status_patch,
+)
 from inference_operator.builders.gateway import gateway_name
 from inference_operator.builders.names import OWNER_LABEL, Owner
 from inference_operator.builders.nodepool import OWNER_NAME, OWNER_NAMESPACE
@@ -81,18 +79,10 @@ def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger)
     except ValidationError as e:
         # The CRD schema should have refused this; if it got through, say so and wait.
         message = "; ".join(spec_errors(e))
-        old = list(status.get("conditions") or [])
-        conds = set_conditions(
-            old,
-            workload_conditions(WorkloadView(0, 0, 0, 0, invalid=message)),
-            stamp,
-            generation,
-        )
-        if conditions_equal(old, conds) and status.get("observedGeneration") == generation:
+        update = invalid_status_patch(status, message, generation, stamp)
+        if not update.patch:
             return  # already reported: no Event, no error log, no write on every resync
-        patch.status["conditions"] = conds
-        patch.status["observedGeneration"] = generation
-        kopf.warn(body, reason="InvalidSpec", message=message)
+        _write(body, patch, update)
         raise kopf.PermanentError(message) from None
 
     if meta.get("deletionTimestamp"):
@@ -112,10 +102,10 @@ def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger)
         if kube.get(api_version, kind, name, namespace) is not None:
             kube.delete(api_version, kind, name, namespace)
             logger.info(f"deleted {kind} {name}: the spec no longer asks for it")
+    deploy: dict[str, Any] | None = None
     for obj in desired.apply:
         try:
-            if kube.apply(obj):
-                logger.info(f"applied {obj['kind']} {obj['metadata']['name']}")
+            written = kube.apply(obj)
         except kube.ApiException as e:
             if kube.namespace_terminating(e):
                 return
@@ -124,45 +114,34 @@ def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger)
                     f"{obj['kind']} {obj['metadata']['name']}: {e.status} {e.reason}", delay=10
                 ) from None
             raise
+        if written is not None:
+            logger.info(f"applied {obj['kind']} {obj['metadata']['name']}")
+            if obj["kind"] == "Deployment" and obj["metadata"]["name"] == owner.name:
+                # As the API server returned it: its generation is the one just written.
+                deploy = written
 
-    deploy = kube.get("apps/v1", "Deployment", owner.name, owner.namespace) or {}
-    dstatus = deploy.get("status") or {}
-    view = WorkloadView(
-        desired=spec.replicas,
-        replicas=int(dstatus.get("replicas") or 0),
-        ready=int(dstatus.get("readyReplicas") or 0),
-        updated=int(dstatus.get("updatedReplicas") or 0),
-        unschedulable=_unschedulable(owner, now) if spec.replicas else None,
+    if deploy is None:
+        deploy = kube.get("apps/v1", "Deployment", owner.name, owner.namespace)
+    seen = Observed(
+        generation=generation,
+        view=deployment_view(
+            spec.replicas, deploy, _unschedulable(owner, now) if spec.replicas else None
+        ),
+        selector=owner.selector_string,
+        spec_replicas=spec.replicas,
+        autoscaling=spec.autoscaling.enabled,
+        capacity=capacity,
+        planned=planned,
+        gateway={"service": gateway_name(owner)} if spec.gateway is not None else None,
     )
-    capacity = without_nulls(capacity)
-    if status.get("capacity") != capacity:
-        patch.status["capacity"] = replacing(status.get("capacity"), capacity)
-    gateway = {"service": gateway_name(owner)} if spec.gateway is not None else None
-    if status.get("gateway") != gateway:
-        patch.status["gateway"] = gateway
-    old = list(status.get("conditions") or [])
-    conds = set_conditions(old, [*workload_conditions(view), planned], stamp, generation)
-    wanted = {
-        "observedGeneration": generation,
-        "replicas": view.replicas,
-        "readyReplicas": view.ready,
-        "selector": owner.selector_string,
-    }
-    if not spec.autoscaling.enabled or not status.get("recommendation"):
-        # Once the recommender has spoken, desiredReplicas is its answer (handlers/autoscale).
-        wanted["desiredReplicas"] = spec.replicas
-    for key, value in wanted.items():
-        if status.get(key) != value:
-            patch.status[key] = value
-    if not conditions_equal(old, conds):
-        patch.status["conditions"] = conds
-        for c in conds:
-            before = next((o for o in old if o.get("type") == c["type"]), None)
-            if (c["type"], c["status"]) in (
-                ("Degraded", "True"),
-                ("CapacityPlanned", "False"),
-            ) and (before is None or before.get("reason") != c["reason"]):
-                kopf.warn(body, reason=c["reason"], message=c["message"])
+    _write(body, patch, status_patch(status, seen, stamp))
+
+
+def _write(body: kopf.Body, patch: kopf.Patch, update: StatusUpdate) -> None:
+    for key, value in update.patch.items():
+        patch.status[key] = value
+    for c in update.warnings:
+        kopf.warn(body, reason=c.reason, message=c.message)
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile", backoff=5)

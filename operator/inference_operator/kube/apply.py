@@ -1,9 +1,12 @@
-"""Server-side apply with one field manager, skipping writes when the live object matches."""
+"""Server-side apply with one field manager, skipping writes only when the live object is what
+we last applied and still holds it."""
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
+import hashlib
 import json
 import os
 import re
@@ -54,6 +57,35 @@ def contains(desired: Any, live: Any) -> bool:
     if isinstance(desired, int | float) and isinstance(live, int | float):
         return float(desired) == float(live)
     return bool(desired == live) or str(desired) == str(live)
+
+
+# On every object we apply: a digest of the body we applied. Server-side apply drops a field only
+# when its manager applies again without it, so "live already holds what we want" is not enough
+# to skip a write: a field we stopped wanting would stay forever. The digest tells "what we
+# asked for changed" apart from "someone edited it" (contains() then finds the drift).
+APPLIED_ANNOTATION = "infer.dev/applied"
+
+
+def stamped(obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` with APPLIED_ANNOTATION set to the digest of `obj` itself (pure)."""
+    digest = hashlib.sha256(
+        json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()[:20]
+    out = copy.deepcopy(obj)
+    out["metadata"].setdefault("annotations", {})[APPLIED_ANNOTATION] = digest
+    return out
+
+
+def up_to_date(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
+    """True when no write is needed: `live` carries the digest of the `desired` (stamped) body
+    and every field of it (a dropped field changes the digest; an edit breaks contains)."""
+    if live is None:
+        return False
+    applied = ((live.get("metadata") or {}).get("annotations") or {}).get(APPLIED_ANNOTATION)
+    return bool(
+        applied == desired["metadata"]["annotations"][APPLIED_ANNOTATION]
+        and contains(desired, live)
+    )
 
 
 # Characters YAML does not allow raw in a document (DEL, C1 controls, BOM, non-characters).
@@ -111,12 +143,16 @@ def get(api_version: str, kind: str, name: str, namespace: str | None) -> dict[s
 
 
 @telemetry.counted("apply")
-def apply(obj: dict[str, Any]) -> bool:
-    """Make the fields we own equal `obj`. Returns True when a write was needed."""
+def apply(obj: dict[str, Any], live: Any = ...) -> dict[str, Any] | None:
+    """Make the fields we own equal `obj`, removing those we no longer set. Returns the object
+    as written, or None when no write was needed. `live`: the object as a cache holds it (None:
+    absent); read from the API server when not given."""
+    obj = stamped(obj)
     meta = obj["metadata"]
-    live = get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
-    if live is not None and contains(obj, live):
-        return False
+    if live is ...:
+        live = get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+    if up_to_date(obj, live):
+        return None
     res = resource(obj["apiVersion"], obj["kind"])
     ssa = functools.partial(
         res.server_side_apply,
@@ -128,7 +164,7 @@ def apply(obj: dict[str, Any]) -> bool:
         query_params=[("fieldValidation", "Strict")],
     )
     try:
-        ssa()
+        written = ssa()
     except ApiException as e:
         if e.status != 422 or live is None:
             raise
@@ -142,8 +178,9 @@ def apply(obj: dict[str, Any]) -> bool:
             content_type="application/merge-patch+json",
             field_manager=FIELD_MANAGER,
         )
-        ssa()
-    return True
+        written = ssa()
+    out: dict[str, Any] = written.to_dict()
+    return out
 
 
 def namespace_terminating(e: ApiException) -> bool:
@@ -165,6 +202,7 @@ def delete(api_version: str, kind: str, name: str, namespace: str | None) -> Non
 
 
 __all__ = [
+    "APPLIED_ANNOTATION",
     "ApiException",
     "apply",
     "contains",
@@ -174,6 +212,8 @@ __all__ = [
     "list_objects",
     "namespace_terminating",
     "patch_status",
+    "stamped",
+    "up_to_date",
 ]
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from inference_operator.scaling.hpa import DEFAULT_TOLERANCE
+
 Key = tuple[str, str]  # (namespace, name)
 
 
@@ -15,6 +17,8 @@ class Decision:
     # Pods the scale target had when decided: the HPA's statusReplicas.
     status_replicas: int
     at: float
+    # The tolerance of the HPA that KEDA made (cluster-wide 10% unless ours was kept).
+    tolerance: float = DEFAULT_TOLERANCE
 
 
 class Decisions:

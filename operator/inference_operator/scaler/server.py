@@ -9,6 +9,7 @@ InferenceDeployment's status, where the active replica records it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import Any
@@ -43,15 +44,31 @@ class ExternalScaler(services.ExternalScalerServicer):  # type: ignore[misc,name
         from_status: StatusLookup,
         stop: threading.Event,
         stream_period: float = 5.0,
+        max_age: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.decisions = decisions
         self.from_status = from_status
         self.stop = stop
         self.stream_period = stream_period
+        self.max_age = max_age
+        self.clock = clock
+
+    def _fresh(self, key: Key) -> Decision | None:
+        """The decision in memory unless it is older than max_age: a replica whose timer stopped
+        (frozen by peering, wedged) must not answer KEDA from memory; status holds what the
+        active replica decided since."""
+        found = self.decisions.get(key)
+        stale = (
+            found is not None
+            and self.max_age is not None
+            and self.clock() - found.at > self.max_age
+        )
+        return None if stale else found
 
     def _decision(self, ref: Any, context: grpc.ServicerContext) -> Decision:
         key = target_key(ref)
-        found = self.decisions.get(key) or self.from_status(key)
+        found = self._fresh(key) or self.from_status(key)
         if found is None:
             # KEDA counts this as a scaler failure: after fallback.failureThreshold it applies
             # fallback.replicas instead of guessing.
@@ -84,7 +101,7 @@ class ExternalScaler(services.ExternalScalerServicer):  # type: ignore[misc,name
 
     def GetMetrics(self, request: Any, context: grpc.ServicerContext) -> Any:
         d = self._decision(request.scaledObjectRef, context)
-        value = metric_value(d.replicas, d.status_replicas)
+        value = metric_value(d.replicas, d.status_replicas, tolerance=d.tolerance)
         name = request.metricName or METRIC
         return pb.GetMetricsResponse(
             metricValues=[
@@ -102,11 +119,12 @@ class ScalerServer:
         port: int,
         from_status: StatusLookup,
         decisions: Decisions = DECISIONS,
+        max_age: float | None = None,
     ) -> None:
         self.stop_event = threading.Event()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
         services.add_ExternalScalerServicer_to_server(
-            ExternalScaler(decisions, from_status, self.stop_event), self.server
+            ExternalScaler(decisions, from_status, self.stop_event, max_age=max_age), self.server
         )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.port = self.server.add_insecure_port(address)

@@ -1,4 +1,4 @@
-"""Conditions from what the workload shows; apply's containment check."""
+"""Condition bookkeeping; apply's containment check and when apply may skip a write."""
 
 from __future__ import annotations
 
@@ -6,46 +6,8 @@ from typing import Any
 
 import pytest
 
-from inference_operator.api.conditions import (
-    Cond,
-    WorkloadView,
-    set_conditions,
-    workload_conditions,
-)
-from inference_operator.kube.apply import contains
-
-
-@pytest.mark.parametrize(
-    ("view", "want"),
-    [
-        (
-            WorkloadView(2, 2, 2, 2),
-            {
-                "Ready": ("True", "AllReplicasReady"),
-                "Progressing": ("False", "Stable"),
-                "Degraded": ("False", "AsExpected"),
-            },
-        ),
-        (
-            WorkloadView(3, 3, 1, 3),
-            {"Ready": ("False", "ReplicasNotReady"), "Progressing": ("True", "RollingOut")},
-        ),
-        (WorkloadView(2, 3, 2, 1), {"Ready": ("False", "ReplicasNotReady")}),
-        (WorkloadView(0, 0, 0, 0), {"Ready": ("True", "ScaledToZero")}),
-        (
-            WorkloadView(1, 1, 0, 1, unschedulable="0/3 nodes are available"),
-            {"Degraded": ("True", "InsufficientCapacity")},
-        ),
-        (
-            WorkloadView(0, 0, 0, 0, invalid="spec.x: bad"),
-            {"Ready": ("False", "InvalidSpec"), "Degraded": ("True", "InvalidSpec")},
-        ),
-    ],
-)
-def test_workload_conditions(view: WorkloadView, want: dict[str, tuple[str, str]]) -> None:
-    got = {c.type: (c.status, c.reason) for c in workload_conditions(view)}
-    for k, v in want.items():
-        assert got[k] == v
+from inference_operator.api.conditions import Cond, set_conditions
+from inference_operator.kube.apply import contains, stamped, up_to_date
 
 
 def test_transition_time_moves_only_on_status_change() -> None:
@@ -92,3 +54,50 @@ def test_replacing_nulls_the_keys_that_went_away() -> None:
         "observedAt": "t1",
     }
     assert replacing(None, {"a": 1}) == {"a": 1}
+
+
+DEPLOY = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "llama", "namespace": "serving"},
+    "spec": {"replicas": 2, "template": {"spec": {"affinity": {"nodeAffinity": {"x": 1}}}}},
+}
+
+
+def _live(desired: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """`desired` as the API server returns it after our apply: stamped, with defaults."""
+    out = stamped(desired)
+    out["metadata"] = {**out["metadata"], "uid": "u", "resourceVersion": "7", **extra}
+    out["spec"] = {**out["spec"], "revisionHistoryLimit": 10}
+    return out
+
+
+def test_unchanged_desired_needs_no_write() -> None:
+    assert up_to_date(stamped(DEPLOY), _live(DEPLOY))
+
+
+def test_a_dropped_field_needs_a_write_although_live_holds_all_we_want() -> None:
+    # Live contains every field of the new desired object (the old affinity is extra): only
+    # a new apply removes it, so containment alone must not skip the write.
+    dropped = {**DEPLOY, "spec": {"replicas": 2, "template": {"spec": {}}}}
+    live = _live(DEPLOY)
+    assert contains(dropped, live)  # what the old check looked at
+    assert not up_to_date(stamped(dropped), live)
+
+
+def test_an_edit_by_someone_else_needs_a_write() -> None:
+    live = _live(DEPLOY)
+    live["spec"]["replicas"] = 5
+    assert not up_to_date(stamped(DEPLOY), live)
+
+
+def test_an_object_applied_before_digests_existed_is_applied_once() -> None:
+    live = {**DEPLOY, "metadata": {**DEPLOY["metadata"], "annotations": {}}}
+    assert not up_to_date(stamped(DEPLOY), live)
+    assert not up_to_date(stamped(DEPLOY), None)
+
+
+def test_the_digest_is_stable_and_ignores_key_order() -> None:
+    reordered = {k: DEPLOY[k] for k in reversed(list(DEPLOY))}
+    assert stamped(DEPLOY) == stamped(reordered)
+    assert "annotations" not in DEPLOY["metadata"]  # the input is not changed

@@ -106,3 +106,45 @@ def test_stream_is_active_pushes_each_change(scaler: tuple) -> None:  # type: ig
     assert done.wait(5), seen
     stream.cancel()
     assert seen == [False, True]
+
+
+def test_a_stale_decision_gives_way_to_status_then_to_unavailable() -> None:
+    """A replica whose timer stopped (frozen by peering) must not answer from memory."""
+    decisions = Decisions()
+    in_status: dict[Key, Decision] = {}
+    now = [1000.0]
+    from inference_operator.scaler.server import ExternalScaler
+
+    scaler = ExternalScaler(
+        decisions, in_status.get, threading.Event(), max_age=30.0, clock=lambda: now[0]
+    )
+
+    class Context:
+        def abort(self, code: grpc.StatusCode, message: str) -> None:
+            raise RuntimeError(code, message)
+
+    decisions.put(("serving", "llama"), Decision(4, 4, 990.0))
+    assert scaler.IsActive(ref(), Context()).result is True
+    decisions.put(("serving", "llama"), Decision(0, 0, 990.0))
+    now[0] = 1021.0  # 31 s old: stale; status says 3
+    in_status[("serving", "llama")] = Decision(3, 3, 0.0)
+    assert scaler.IsActive(ref(), Context()).result is True
+    del in_status[("serving", "llama")]
+    with pytest.raises(RuntimeError, match="no recommendation yet"):
+        scaler.IsActive(ref(), Context())
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 0.1])
+def test_get_metrics_lands_under_the_hpas_own_tolerance(
+    scaler: tuple,  # type: ignore[type-arg]
+    tolerance: float,
+) -> None:
+    decisions, _, stub = scaler
+    decisions.put(("serving", "llama"), Decision(11, 10, 0.0, tolerance))
+    req = pb.GetMetricsRequest(scaledObjectRef=ref(), metricName="s0-" + METRIC)
+    (value,) = stub.GetMetrics(req).metricValues
+    lands = hpa_replicas(
+        value.metricValueFloat, 10, tolerance_up=tolerance, tolerance_down=tolerance
+    )
+    # Exact with tolerance 0; the least count above 10 the HPA moves to with 10%.
+    assert lands == (11 if tolerance == 0 else 12)

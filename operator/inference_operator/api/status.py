@@ -1,0 +1,88 @@
+"""The InferenceDeployment's status as a pure function of its old status and what a pass
+observed: the handler gathers, calls `status_patch`, writes the patch and posts the Events."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from inference_operator.api.conditions import (
+    Cond,
+    WorkloadView,
+    conditions_equal,
+    replacing,
+    set_conditions,
+    without_nulls,
+    workload_conditions,
+)
+
+# Conditions whose arrival (or change of reason) is worth a Warning Event.
+_WARN = {("Degraded", "True"), ("CapacityPlanned", "False")}
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What one reconcile pass saw."""
+
+    generation: int | None  # the InferenceDeployment's metadata.generation
+    view: WorkloadView
+    selector: str
+    spec_replicas: int
+    autoscaling: bool  # spec.autoscaling.enabled
+    capacity: dict[str, Any] = field(default_factory=dict)
+    planned: Cond | None = None  # CapacityPlanned
+    gateway: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    patch: dict[str, Any]  # a JSON merge patch of .status; empty: nothing to write
+    warnings: list[Cond]  # conditions to announce as Warning Events
+
+
+def status_patch(old: Mapping[str, Any], seen: Observed, stamp: str) -> StatusUpdate:
+    patch: dict[str, Any] = {}
+    capacity = without_nulls(seen.capacity)
+    if old.get("capacity") != capacity:
+        patch["capacity"] = replacing(old.get("capacity"), capacity)
+    if old.get("gateway") != seen.gateway:
+        patch["gateway"] = seen.gateway
+    before = list(old.get("conditions") or [])
+    new = [*workload_conditions(seen.view), *([seen.planned] if seen.planned else [])]
+    conds = set_conditions(before, new, stamp, seen.generation)
+    wanted: dict[str, Any] = {
+        "observedGeneration": seen.generation,
+        "replicas": seen.view.replicas,
+        "readyReplicas": seen.view.ready,
+        "selector": seen.selector,
+    }
+    if not seen.autoscaling or not old.get("recommendation"):
+        # Once the recommender has spoken, desiredReplicas is its answer (handlers/autoscale).
+        wanted["desiredReplicas"] = seen.spec_replicas
+    patch.update({k: v for k, v in wanted.items() if old.get(k) != v})
+    warnings: list[Cond] = []
+    if not conditions_equal(before, conds):
+        patch["conditions"] = conds
+        was = {c.get("type"): c for c in before}
+        warnings = [
+            c
+            for c in new
+            if (c.type, c.status) in _WARN and (was.get(c.type) or {}).get("reason") != c.reason
+        ]
+    return StatusUpdate(patch, warnings)
+
+
+def invalid_status_patch(
+    old: Mapping[str, Any], message: str, generation: int | None, stamp: str
+) -> StatusUpdate:
+    """A spec the schema let through but the models refuse: reported once per generation."""
+    before = list(old.get("conditions") or [])
+    view = WorkloadView(0, 0, 0, 0, invalid=message)
+    conds = set_conditions(before, workload_conditions(view), stamp, generation)
+    if conditions_equal(before, conds) and old.get("observedGeneration") == generation:
+        return StatusUpdate({}, [])
+    return StatusUpdate(
+        {"conditions": conds, "observedGeneration": generation},
+        [Cond("Degraded", "True", "InvalidSpec", message)],
+    )
