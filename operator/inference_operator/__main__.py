@@ -23,9 +23,12 @@ def _run(args: argparse.Namespace) -> int:
     except SettingsError as e:
         print(e, file=sys.stderr)
         return 2
-    # Only now: importing the handlers reads the settings too.
     import kopf
 
+    from inference_operator import runtime
+
+    # Before the handlers read them (their decorators need the periods): parsed once.
+    runtime.use(settings)
     from inference_operator import handlers  # noqa: F401  (registers the handlers)
     from inference_operator.logs import configure_logging
 

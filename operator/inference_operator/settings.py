@@ -7,8 +7,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
-DEFAULT_IMAGE = "ghcr.io/inference-operator/inference-operator:0.1.0"
+from inference_operator.api.defaults import DEFAULT_IMAGE, DEFAULT_PROMETHEUS_URL
 
 
 class Settings(BaseModel):

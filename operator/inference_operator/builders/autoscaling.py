@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from inference_operator.api.defaults import DEFAULT_PROMETHEUS_URL
 from inference_operator.api.durations import seconds
 from inference_operator.api.models import InferenceDeploymentSpec
 from inference_operator.builders.names import Owner
 from inference_operator.scaling.hpa import TARGET_PER_REPLICA
-from inference_operator.settings import DEFAULT_PROMETHEUS_URL
 
 # The metric the operator's external scaler serves (KEDA prefixes it with the trigger index).
 SCALER_METRIC = "recommendedReplicas"

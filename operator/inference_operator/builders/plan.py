@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from inference_operator.api.defaults import DEFAULT_IMAGE, DEFAULT_PROMETHEUS_URL
 from inference_operator.api.models import InferenceDeploymentSpec
 from inference_operator.builders.autoscaling import (
     build_scaled_object,
@@ -18,7 +19,6 @@ from inference_operator.builders.gateway import build_gateway, gateway_name
 from inference_operator.builders.names import Owner
 from inference_operator.builders.nodepool import build_nodepool
 from inference_operator.builders.workload import build_workload
-from inference_operator.settings import DEFAULT_IMAGE, DEFAULT_PROMETHEUS_URL
 
 
 @dataclass(frozen=True)

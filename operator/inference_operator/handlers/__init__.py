@@ -7,10 +7,10 @@ from typing import Any
 
 import kopf
 
-from inference_operator import telemetry
-from inference_operator.handlers import autoscale, workload  # noqa: F401  (registers handlers)
+from inference_operator import runtime, telemetry
+from inference_operator.handlers import autoscale, cache, workload  # noqa: F401 (registers)
+from inference_operator.kube import apply as kube
 from inference_operator.scaler.server import ScalerServer
-from inference_operator.settings import load_settings
 
 _scaler: ScalerServer | None = None
 _metrics_served = False
@@ -18,7 +18,7 @@ _metrics_served = False
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    ours = load_settings()
+    ours = runtime.settings()
     settings.peering.standalone = ours.standalone
     settings.peering.name = ours.peering_name
     if not ours.standalone:
@@ -39,6 +39,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # One exact namespace: no need to list namespaces (which a namespaced Role cannot).
         settings.scanning.disabled = True
     settings.queueing.error_delays = [1, 2, 5, 10, 30, 60]
+    # Kinds served now are read from kopf's indexes; a kind whose CRD arrives later is read
+    # with GETs until the next restart (kopf may not watch it in one-namespace mode).
+    cache.CACHED = cache.served_kinds(kube.has_kind)
     global _scaler, _metrics_served
     if ours.metrics_port and not _metrics_served:
         telemetry.serve(ours.bind_host, ours.metrics_port)

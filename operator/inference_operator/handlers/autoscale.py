@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
-from inference_operator import telemetry
+from inference_operator import runtime, telemetry
 from inference_operator.api.conditions import (
     Cond,
     conditions_equal,
@@ -27,6 +28,7 @@ from inference_operator.api.conditions import (
 )
 from inference_operator.api.models import GROUP, PLURAL, VERSION, InferenceDeploymentSpec
 from inference_operator.builders.names import Owner
+from inference_operator.handlers import cache
 from inference_operator.kube import apply as kube
 from inference_operator.metrics.reader import Fleet, PrometheusReader
 from inference_operator.scaler.decisions import DECISIONS, Decision, Key
@@ -34,9 +36,6 @@ from inference_operator.scaling.model import State
 from inference_operator.scaling.policy import policy_from_spec
 from inference_operator.scaling.recommend import recommend
 from inference_operator.scaling.report import scaling_active, scaling_limited, signals_status
-from inference_operator.settings import load_settings
-
-SETTINGS = load_settings()
 
 _readers: dict[str, PrometheusReader] = {}
 # The recommender's memory by uid: authoritative between status writes.
@@ -45,7 +44,7 @@ _memory: dict[str, State] = {}
 
 def _reader(url: str) -> PrometheusReader:
     if url not in _readers:
-        _readers[url] = PrometheusReader(url, token_file=SETTINGS.prometheus_token_file)
+        _readers[url] = PrometheusReader(url, token_file=runtime.settings().prometheus_token_file)
     return _readers[url]
 
 
@@ -63,7 +62,9 @@ def decision_from_status(key: Key) -> Decision | None:
     return Decision(int(replicas), int(status.get("replicas") or 0), 0.0)
 
 
-def decide(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
+def decide(
+    body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, indexes: Mapping[str, Any]
+) -> None:
     meta, status = body.meta, body.status
     key: Key = (meta["namespace"], meta["name"])
     if meta.get("deletionTimestamp"):
@@ -86,19 +87,24 @@ def decide(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
         return
 
     owner = Owner(meta["name"], meta["namespace"], meta["uid"])
-    deploy = kube.get("apps/v1", "Deployment", owner.name, owner.namespace) or {}
+    children = cache.children(key, indexes)
+    deploy = (
+        children.get("apps/v1", "Deployment", owner.name)
+        if children.is_cached("apps/v1", "Deployment")
+        else kube.get("apps/v1", "Deployment", owner.name, owner.namespace)
+    ) or {}
     dstatus = deploy.get("status") or {}
     ready = int(dstatus.get("readyReplicas") or 0)
     pods = int(dstatus.get("replicas") or 0)
     # Asked for but not serving yet: node launch, image pull, weight load.
     fleet = Fleet(current=spec.replicas, ready=ready, starting=max(0, spec.replicas - ready))
-    url = spec.autoscaling.prometheus.url or SETTINGS.prometheus_url
+    url = spec.autoscaling.prometheus.url or runtime.settings().prometheus_url
     reading = _reader(url).read(owner, fleet, now)
     policy = policy_from_spec(spec.autoscaling)
     state = _memory.get(meta["uid"]) or State.from_dict(status.get("scalerState"))
     rec, state = recommend(reading.observation, policy, state, now)
     _memory[meta["uid"]] = state
-    DECISIONS.put(key, Decision(rec.replicas, pods, now))
+    DECISIONS.put(key, Decision(rec.replicas, pods, now, children.hpa_tolerance()))
     telemetry.RECOMMENDED.labels(*key).set(rec.replicas)
     telemetry.READY.labels(*key).set(ready)
     if reading.error is not None:
@@ -146,10 +152,10 @@ def decide(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
         patch.status["scalerState"] = state.to_dict()
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, id="autoscale", interval=SETTINGS.autoscale_seconds)
-def autoscale(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
+@kopf.timer(GROUP, VERSION, PLURAL, id="autoscale", interval=runtime.settings().autoscale_seconds)
+def autoscale(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **kw: Any) -> None:
     with telemetry.timed("autoscale"):
-        decide(body, patch, logger)
+        decide(body, patch, logger, kw)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, id="forget-decision", optional=True)

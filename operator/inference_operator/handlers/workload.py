@@ -8,12 +8,13 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import threading
+from collections.abc import Mapping
 from typing import Any, cast
 
 import kopf
 from pydantic import ValidationError
 
-from inference_operator import telemetry
+from inference_operator import runtime, telemetry
 from inference_operator.api.conditions import deployment_view, rfc3339
 from inference_operator.api.errors import spec_errors
 from inference_operator.api.models import GROUP, PLURAL, VERSION, InferenceDeploymentSpec
@@ -28,32 +29,16 @@ from inference_operator.builders.names import OWNER_LABEL, Owner
 from inference_operator.builders.nodepool import OWNER_NAME, OWNER_NAMESPACE
 from inference_operator.builders.plan import Available, build_all
 from inference_operator.capacity.assess import assess
+from inference_operator.handlers import cache
 from inference_operator.kube import apply as kube
-from inference_operator.settings import load_settings
+from inference_operator.kube.children import Children
 
-SETTINGS = load_settings()
 # Pods waiting this long with "no node can take them" surface as InsufficientCapacity.
-PENDING_THRESHOLD_SECONDS = SETTINGS.pending_threshold_seconds
+PENDING_THRESHOLD_SECONDS = runtime.settings().pending_threshold_seconds
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _unschedulable(owner: Owner, now: dt.datetime) -> str | None:
-    pods = kube.list_objects("v1", "Pod", owner.namespace, owner.selector_string)
-    for pod in pods:
-        for c in (pod.get("status") or {}).get("conditions") or []:
-            if c.get("type") != "PodScheduled" or c.get("reason") != "Unschedulable":
-                continue
-            since = dt.datetime.fromisoformat(
-                str(c.get("lastTransitionTime") or pod["metadata"]["creationTimestamp"]).replace(
-                    "Z", "+00:00"
-                )
-            )
-            if (now - since).total_seconds() >= PENDING_THRESHOLD_SECONDS:
-                return f"pod {pod['metadata']['name']} cannot be scheduled: {c.get('message')}"
-    return None
 
 
 # One pass at a time per InferenceDeployment: the create handler and a child's event would
@@ -63,12 +48,24 @@ _locks: collections.defaultdict[tuple[str, str], threading.Lock] = collections.d
 )
 
 
-def reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
-    with _locks[(body.meta["namespace"], body.meta["name"])], telemetry.timed("reconcile"):
-        _reconcile_workload(body, patch, logger)
+def reconcile_workload(
+    body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, indexes: Mapping[str, Any]
+) -> None:
+    key = (body.meta["namespace"], body.meta["name"])
+    with _locks[key], telemetry.timed("reconcile"):
+        _reconcile_workload(body, patch, logger, cache.children(key, indexes))
 
 
-def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
+def _live(children: Children, api_version: str, kind: str, name: str, ns: str | None) -> Any:
+    """The child as the cache holds it, or from the API server for a kind not watched."""
+    if children.is_cached(api_version, kind):
+        return children.get(api_version, kind, name)
+    return kube.get(api_version, kind, name, ns)
+
+
+def _reconcile_workload(
+    body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, children: Children
+) -> None:
     meta, status = body.meta, body.status
     owner = Owner(meta["name"], meta["namespace"], meta["uid"])
     generation = meta.get("generation")
@@ -87,25 +84,29 @@ def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger)
 
     if meta.get("deletionTimestamp"):
         return  # going away: the garbage collector removes the children
+    settings = runtime.settings()
     available = Available(
         pod_monitor=kube.has_kind("monitoring.coreos.com/v1", "PodMonitor"),
         keda=kube.has_kind("keda.sh/v1alpha1", "ScaledObject"),
         karpenter=kube.has_kind("karpenter.sh/v1", "NodePool"),
-        scaler_address=SETTINGS.scaler_address if SETTINGS.scaler_port else None,
-        prometheus_url=SETTINGS.prometheus_url,
-        operator_image=SETTINGS.image,
+        scaler_address=settings.scaler_address if settings.scaler_port else None,
+        prometheus_url=settings.prometheus_url,
+        operator_image=settings.image,
     )
     capacity, planned = assess(spec)
     had_gateway = bool(status.get("gateway"))
     desired = build_all(owner, spec, available, capacity.get("instanceTypes") or None, had_gateway)
     for api_version, kind, name, namespace in desired.absent:
-        if kube.get(api_version, kind, name, namespace) is not None:
+        if _live(children, api_version, kind, name, namespace) is not None:
             kube.delete(api_version, kind, name, namespace)
             logger.info(f"deleted {kind} {name}: the spec no longer asks for it")
     deploy: dict[str, Any] | None = None
     for obj in desired.apply:
         try:
-            written = kube.apply(obj)
+            m = obj["metadata"]
+            written = kube.apply(
+                obj, _live(children, obj["apiVersion"], obj["kind"], m["name"], m.get("namespace"))
+            )
         except kube.ApiException as e:
             if kube.namespace_terminating(e):
                 return
@@ -121,12 +122,11 @@ def _reconcile_workload(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger)
                 deploy = written
 
     if deploy is None:
-        deploy = kube.get("apps/v1", "Deployment", owner.name, owner.namespace)
+        deploy = _live(children, "apps/v1", "Deployment", owner.name, owner.namespace)
+    stuck = children.unschedulable(now, PENDING_THRESHOLD_SECONDS) if spec.replicas else None
     seen = Observed(
         generation=generation,
-        view=deployment_view(
-            spec.replicas, deploy, _unschedulable(owner, now) if spec.replicas else None
-        ),
+        view=deployment_view(spec.replicas, deploy, stuck),
         selector=owner.selector_string,
         spec_replicas=spec.replicas,
         autoscaling=spec.autoscaling.enabled,
@@ -147,8 +147,8 @@ def _write(body: kopf.Body, patch: kopf.Patch, update: StatusUpdate) -> None:
 @kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile", backoff=5)
 @kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile", backoff=5)
 @kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile", field="spec", backoff=5)
-def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-    reconcile_workload(body, patch, logger)
+def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **kw: Any) -> None:
+    reconcile_workload(body, patch, logger, kw)
 
 
 @kopf.timer(
@@ -156,17 +156,17 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any)
     VERSION,
     PLURAL,
     id="resync",
-    interval=SETTINGS.resync_seconds,
-    initial_delay=SETTINGS.resync_seconds,
+    interval=runtime.settings().resync_seconds,
+    initial_delay=runtime.settings().resync_seconds,
     idle=None,
 )
-def resync(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
+def resync(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **kw: Any) -> None:
     """Restore drift in the children and refresh status; writes nothing when all is in order."""
-    reconcile_workload(body, patch, logger)
+    reconcile_workload(body, patch, logger, kw)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={OWNER_LABEL: kopf.PRESENT})
-def child_changed(event: kopf.RawEvent, body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+def child_changed(event: kopf.RawEvent, body: kopf.Body, logger: kopf.Logger, **kw: Any) -> None:
     """A child Deployment changed (pods became ready, or someone edited it): reconcile its owner
     now rather than at the next resync."""
     if event.get("type") == "DELETED":
@@ -178,7 +178,7 @@ def child_changed(event: kopf.RawEvent, body: kopf.Body, logger: kopf.Logger, **
         return
     fake = kopf.Body(cast(kopf.RawBody, parent))
     patch = kopf.Patch()
-    reconcile_workload(fake, patch, logger)
+    reconcile_workload(fake, patch, logger, kw)
     if patch.get("status"):
         kube.patch_status(
             f"{GROUP}/{VERSION}",

@@ -1,0 +1,87 @@
+"""kopf indexes that keep the operator's children in memory: one watch per kind, listed before
+the handlers start and relisted after a watch breaks, so a restarted operator or a reconnected
+stream starts from the truth. Handlers get the indexes as keyword arguments and read them
+through kube.children.Children (`children()` below)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import kopf
+
+from inference_operator.builders.names import OWNER_LABEL
+from inference_operator.builders.nodepool import OWNER_NAME, OWNER_NAMESPACE
+from inference_operator.kube.children import (
+    CHILD_KINDS,
+    KEDA_HPAS,
+    KEDA_SCALED_OBJECT_LABEL,
+    PENDING_PODS,
+    Children,
+    Key,
+    Kind,
+    hpa_tolerance,
+    trimmed,
+)
+
+
+def _register(kind: Kind) -> None:
+    group, version = kind.group_version
+    labels = (
+        {OWNER_LABEL: kopf.PRESENT}
+        if kind.namespaced
+        else {OWNER_NAMESPACE: kopf.PRESENT, OWNER_NAME: kopf.PRESENT}
+    )
+
+    def index(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[Key, dict[str, Any]]:
+        if kind.namespaced:
+            key = (str(body.metadata.namespace), str(labels[OWNER_LABEL]))
+        else:
+            key = (str(labels[OWNER_NAMESPACE]), str(labels[OWNER_NAME]))
+        return {key: trimmed(body, keep_status=kind.kind == "Deployment")}
+
+    kopf.index(group, version, kind.plural, id=kind.index, labels=labels)(index)
+
+
+for _kind in CHILD_KINDS:
+    _register(_kind)
+
+
+@kopf.index("", "v1", "pods", id=PENDING_PODS, labels={OWNER_LABEL: kopf.PRESENT})
+def pending_pods(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[Key, tuple[str, str, str]]:
+    """Pods the scheduler cannot place: (name, since, message). Others are not kept."""
+    status = body.get("status") or {}
+    for c in status.get("conditions") or []:
+        if c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable":
+            since = str(c.get("lastTransitionTime") or body.metadata.get("creationTimestamp"))
+            key = (str(body.metadata.namespace), str(labels[OWNER_LABEL]))
+            return {key: (str(body.metadata.name), since, str(c.get("message") or ""))}
+    return {}
+
+
+@kopf.index(
+    "autoscaling",
+    "v2",
+    "horizontalpodautoscalers",
+    id=KEDA_HPAS,
+    labels={KEDA_SCALED_OBJECT_LABEL: kopf.PRESENT},
+)
+def keda_hpas(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[Key, float]:
+    """The scale-up tolerance of the HPA that KEDA made for a ScaledObject: ours when the API
+    server kept the field (HPAConfigurableTolerance), the cluster-wide 10% otherwise."""
+    key = (str(body.metadata.namespace), str(labels[KEDA_SCALED_OBJECT_LABEL]))
+    return {key: hpa_tolerance(body.get("spec") or {})}
+
+
+# Set once at start-up (handlers/__init__.py) to the child kinds the API server serves then.
+CACHED: frozenset[tuple[str, str]] = frozenset()
+
+
+def served_kinds(has_kind: Callable[[str, str], bool]) -> frozenset[tuple[str, str]]:
+    return frozenset(
+        (k.api_version, k.kind) for k in CHILD_KINDS if has_kind(k.api_version, k.kind)
+    )
+
+
+def children(key: Key, indexes: Mapping[str, Any]) -> Children:
+    return Children(key, indexes, CACHED)

@@ -1,0 +1,125 @@
+"""One InferenceDeployment's children as the operator's caches hold them (handlers/cache.py
+fills the caches from kopf's watches): what a cache keeps of a child, lookups by owner, pods the
+scheduler cannot place, and the tolerance of the HPA that KEDA made. No API calls here."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes.utils.quantity import parse_quantity
+
+from inference_operator.scaling.hpa import DEFAULT_TOLERANCE
+
+Key = tuple[str, str]  # (namespace, InferenceDeployment name)
+
+
+@dataclass(frozen=True)
+class Kind:
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def index(self) -> str:
+        return f"children_{self.plural}"
+
+    @property
+    def group_version(self) -> tuple[str, str]:
+        group, _, version = self.api_version.rpartition("/")
+        return group, version
+
+
+CHILD_KINDS = (
+    Kind("apps/v1", "Deployment", "deployments"),
+    Kind("v1", "Service", "services"),
+    Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+    Kind("v1", "ServiceAccount", "serviceaccounts"),
+    Kind("rbac.authorization.k8s.io/v1", "Role", "roles"),
+    Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
+    Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
+    Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
+    Kind("keda.sh/v1alpha1", "TriggerAuthentication", "triggerauthentications"),
+    Kind("karpenter.sh/v1", "NodePool", "nodepools", namespaced=False),
+)
+BY_KIND = {(k.api_version, k.kind): k for k in CHILD_KINDS}
+PENDING_PODS = "pending_pods"
+KEDA_HPAS = "keda_hpas"
+KEDA_SCALED_OBJECT_LABEL = "scaledobject.keda.sh/name"
+
+
+def trimmed(body: Mapping[str, Any], keep_status: bool) -> dict[str, Any]:
+    """A child as a pass compares it. Copied (the watch's raw event must not stay alive) and
+    without managedFields, which are most of an object's bytes."""
+    meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+    out = {k: v for k, v in body.items() if k != "metadata" and (keep_status or k != "status")}
+    out["metadata"] = meta
+    copied: dict[str, Any] = _copy(out)
+    return copied
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def hpa_tolerance(spec: Mapping[str, Any]) -> float:
+    raw = ((spec.get("behavior") or {}).get("scaleUp") or {}).get("tolerance")
+    if raw is None:
+        return DEFAULT_TOLERANCE
+    try:
+        return float(parse_quantity(str(raw)))
+    except ValueError:
+        return DEFAULT_TOLERANCE
+
+
+@dataclass(frozen=True)
+class Children:
+    """One InferenceDeployment's children as the indexes hold them."""
+
+    key: Key
+    indexes: Mapping[str, Any]
+    # Kinds whose watch runs (served when the operator started); others are read with a GET.
+    cached: frozenset[tuple[str, str]] = frozenset()
+
+    def is_cached(self, api_version: str, kind: str) -> bool:
+        return (api_version, kind) in self.cached and BY_KIND.get((api_version, kind)) is not None
+
+    def get(self, api_version: str, kind: str, name: str) -> dict[str, Any] | None:
+        found = BY_KIND[(api_version, kind)]
+        index = self.indexes.get(found.index)
+        if index is None or self.key not in index:
+            return None
+        for obj in index[self.key]:
+            if obj["metadata"]["name"] == name:
+                return dict(obj)
+        return None
+
+    def hpa_tolerance(self) -> float:
+        """Of the HPA KEDA made for our ScaledObject (named like the InferenceDeployment)."""
+        index = self.indexes.get(KEDA_HPAS)
+        if index is None or self.key not in index:
+            return DEFAULT_TOLERANCE
+        return min(index[self.key], default=DEFAULT_TOLERANCE)
+
+    def unschedulable(self, now: dt.datetime, threshold: float) -> str | None:
+        index = self.indexes.get(PENDING_PODS)
+        if index is None or self.key not in index:
+            return None
+        return first_stuck(index[self.key], now, threshold)
+
+
+def first_stuck(
+    pods: Iterable[tuple[str, str, str]], now: dt.datetime, threshold: float
+) -> str | None:
+    for name, since, message in sorted(pods):
+        started = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
+        if (now - started).total_seconds() >= threshold:
+            return f"pod {name} cannot be scheduled: {message}"
+    return None

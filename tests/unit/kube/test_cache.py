@@ -1,0 +1,63 @@
+"""The children cache: what an index keeps of a child, lookups by owner, pods that cannot be
+scheduled, and the tolerance of the HPA that KEDA made."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from inference_operator.kube.children import Children, first_stuck, hpa_tolerance, trimmed
+
+DEPLOY: dict[str, Any] = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "llama", "managedFields": [{"manager": "x"}], "labels": {"a": "b"}},
+    "spec": {"replicas": 2},
+    "status": {"readyReplicas": 2},
+}
+
+
+def test_trimmed_drops_managed_fields_and_copies() -> None:
+    kept = trimmed(DEPLOY, keep_status=True)
+    assert "managedFields" not in kept["metadata"] and kept["status"] == {"readyReplicas": 2}
+    kept["spec"]["replicas"] = 9
+    assert DEPLOY["spec"]["replicas"] == 2
+    assert "status" not in trimmed(DEPLOY, keep_status=False)
+
+
+def test_children_reads_only_cached_kinds_of_its_owner() -> None:
+    indexes = {"children_deployments": {("serving", "llama"): [trimmed(DEPLOY, True)]}}
+    mine = Children(("serving", "llama"), indexes, frozenset({("apps/v1", "Deployment")}))
+    assert mine.get("apps/v1", "Deployment", "llama") is not None
+    assert mine.get("apps/v1", "Deployment", "other") is None
+    assert mine.get("v1", "Service", "llama") is None
+    assert mine.is_cached("apps/v1", "Deployment")
+    assert not mine.is_cached("keda.sh/v1alpha1", "ScaledObject")
+    theirs = Children(("serving", "other"), indexes, frozenset({("apps/v1", "Deployment")}))
+    assert theirs.get("apps/v1", "Deployment", "llama") is None
+
+
+def test_first_stuck_waits_for_the_threshold() -> None:
+    now = dt.datetime(2026, 11, 30, 12, 0, 0, tzinfo=dt.UTC)
+    pods = [
+        ("llama-b", "2026-11-30T11:59:00Z", "0/3 nodes"),
+        ("llama-a", "2026-11-30T11:59:50Z", "x"),
+    ]
+    assert first_stuck(pods, now, 120) is None
+    assert first_stuck(pods, now, 30) == "pod llama-b cannot be scheduled: 0/3 nodes"
+
+
+@pytest.mark.parametrize(
+    ("spec", "want"),
+    [
+        ({}, 0.1),
+        ({"behavior": {"scaleUp": {"policies": []}}}, 0.1),
+        ({"behavior": {"scaleUp": {"tolerance": "0"}}}, 0.0),
+        ({"behavior": {"scaleUp": {"tolerance": "50m"}}}, 0.05),
+        ({"behavior": {"scaleUp": {"tolerance": "nonsense"}}}, 0.1),
+    ],
+)
+def test_hpa_tolerance(spec: dict[str, Any], want: float) -> None:
+    assert hpa_tolerance(spec) == pytest.approx(want)
