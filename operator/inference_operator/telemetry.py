@@ -46,6 +46,11 @@ METRICS_READ_ERRORS = Counter(
     ["namespace", "inference_deployment"],
     registry=REGISTRY,
 )
+PROMETHEUS_QUERIES = Counter(
+    "infop_prometheus_queries",
+    "PromQL queries sent (one set per Prometheus per tick, whatever the number of models).",
+    registry=REGISTRY,
+)
 API_CALLS = Counter(
     "infop_api_requests",
     "Kubernetes API calls made by the operator's own code (kopf's watches excluded).",

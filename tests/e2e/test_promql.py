@@ -28,7 +28,7 @@ from inference_operator import telemetry
 from inference_operator.builders.autoscaling import queries
 from inference_operator.builders.names import Owner
 from inference_operator.gateway.proxy import Gateway
-from inference_operator.metrics.queries import signal_queries
+from inference_operator.metrics.fleet import FLEET_QUERIES
 from inference_operator.metrics.reader import Fleet, PrometheusReader
 from kubeharness import eventually
 
@@ -223,10 +223,30 @@ def test_other_deployment_is_scoped_apart(prometheus: Setup) -> None:
     assert _value(prometheus.prom, queries(Owner("llama-big", "serving", "u"))["queue"]) == 100
 
 
-def test_every_signal_query_answers(prometheus: Setup) -> None:
-    for name, query in signal_queries(LLAMA).items():
-        if name != "gateway":  # the gateway exports it per route, checked below
-            assert prometheus.prom.custom_query(query), (name, query)
+def test_every_fleet_query_answers_and_agrees_with_the_scaledobjects(prometheus: Setup) -> None:
+    """One query per signal for all models, split by pod, gives each model what its
+    ScaledObject's own per-deployment query gives."""
+    reader = PrometheusReader(prometheus.url)
+
+    def agree() -> bool:
+        for name, query in FLEET_QUERIES.items():
+            if name != "gateway":  # the gateway exports it per route, checked below
+                # rate() needs two scrapes: polled, not assumed.
+                assert prometheus.prom.custom_query(query), (name, query)
+        for owner in (LLAMA, Owner("llama-big", "serving", "u")):
+            samples, _ = reader.snapshot()
+            got = samples.samples(owner)
+            for signal in ("queue", "kvCache", "rps"):
+                want = _value(prometheus.prom, queries(owner)[signal])
+                value = got[signal]
+                if signal == "kvCache":  # the ScaledObject sums, the recommender averages
+                    value = (value or 0) * len(
+                        samples.pods["kvCache"][(owner.namespace, owner.name)]
+                    )
+                assert value == pytest.approx(want, rel=0.05, abs=0.01), (owner, signal)
+        return True
+
+    eventually(agree, timeout=30)
 
 
 def test_reader_reads_every_signal_and_the_spelling(prometheus: Setup) -> None:

@@ -44,7 +44,13 @@ _memory: dict[str, State] = {}
 
 def _reader(url: str) -> PrometheusReader:
     if url not in _readers:
-        _readers[url] = PrometheusReader(url, token_file=runtime.settings().prometheus_token_file)
+        settings = runtime.settings()
+        # Every model's timer within one period shares one snapshot of the fleet.
+        _readers[url] = PrometheusReader(
+            url,
+            token_file=settings.prometheus_token_file,
+            max_age=0.9 * settings.autoscale_seconds,
+        )
     return _readers[url]
 
 

@@ -1,12 +1,16 @@
 """Prometheus -> Observation, with timeouts and retries; never raises for an unreachable server.
 
-I/O lives here; turning samples into an Observation is `observation()`, a pure function.
+One snapshot per Prometheus per tick: FLEET_QUERIES (metrics/fleet.py) answer for every model at
+once, so the queries per tick do not grow with the number of models. I/O lives here; splitting
+the answers and turning samples into an Observation are pure functions.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +19,9 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from inference_operator import telemetry
 from inference_operator.builders.names import Owner
-from inference_operator.metrics.queries import signal_queries, spelling, spelling_query
+from inference_operator.metrics.fleet import FLEET_QUERIES, Series, Snapshot, snapshot
 from inference_operator.scaling.model import Observation
 
 
@@ -39,7 +44,7 @@ class Reading:
 
 
 def observation(samples: dict[str, float | None], fleet: Fleet, at: float) -> Observation:
-    """Samples by signal_queries() name (None: no series) -> the recommender's input."""
+    """Samples by FLEET_QUERIES signal (None: no series) -> the recommender's input."""
     return Observation(
         at=at,
         current_replicas=fleet.current,
@@ -55,13 +60,27 @@ def observation(samples: dict[str, float | None], fleet: Fleet, at: float) -> Ob
 
 
 class PrometheusReader:
-    """One per Prometheus URL; safe to share between threads (one session per thread)."""
+    """One per Prometheus URL; safe to share between threads (one session per thread). Readers
+    within `max_age` of the last snapshot share it; the first one after it refreshes it."""
 
-    def __init__(self, url: str, *, token_file: str | None = None, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        token_file: str | None = None,
+        timeout: float = 5.0,
+        max_age: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.url = url.rstrip("/")
         self.token_file = token_file
         self.timeout = timeout
+        self.max_age = max_age
+        self.clock = clock
         self._local = threading.local()
+        self._refresh = threading.Lock()
+        self._taken: float | None = None
+        self._last: tuple[Snapshot, str | None] = (Snapshot(), None)
 
     def _client(self) -> PrometheusConnect:
         client: PrometheusConnect | None = getattr(self._local, "client", None)
@@ -77,24 +96,38 @@ class PrometheusReader:
             client.headers = {"Authorization": f"Bearer {token}"}
         return client
 
-    def read(self, owner: Owner, fleet: Fleet, at: float) -> Reading:
-        samples: dict[str, float | None] = {}
+    def snapshot(self) -> tuple[Snapshot, str | None]:
+        """This tick's answers for every model, and why there are none (None: it answered)."""
+        with self._refresh:
+            if self._taken is not None and self.clock() - self._taken < self.max_age:
+                return self._last
+            self._last = self._query()
+            self._taken = self.clock()
+            return self._last
+
+    def _query(self) -> tuple[Snapshot, str | None]:
+        answers: dict[str, list[tuple[Series, float]]] = {}
         try:
             client = self._client()
-            for name, query in signal_queries(owner).items():
-                result = client.custom_query(query)
-                value = float(result[0]["value"][1]) if result else math.nan
+            for signal, query in FLEET_QUERIES.items():
+                telemetry.PROMETHEUS_QUERIES.inc()
+                rows = client.custom_query(query)
+                values = [(r["metric"], float(r["value"][1])) for r in rows]
                 # NaN: an average over no series, or a division by zero in the query.
-                samples[name] = value if math.isfinite(value) else None
-            found = client.custom_query(spelling_query(owner))
-            prefix = spelling([str(r["metric"].get("__name__", "")) for r in found])
+                answers[signal] = [(m, v) for m, v in values if math.isfinite(v)]
         except (requests.RequestException, PrometheusApiClientException, OSError) as e:
-            return Reading(observation({}, fleet, at), error=f"{self.url}: {_short(e)}")
+            return Snapshot(), f"{self.url}: {_short(e)}"
         except (KeyError, IndexError, TypeError, ValueError) as e:
-            return Reading(
-                observation({}, fleet, at), error=f"{self.url}: unexpected answer: {e!r}"
-            )
-        return Reading(observation(samples, fleet, at), metric_prefix=prefix)
+            return Snapshot(), f"{self.url}: unexpected answer: {e!r}"
+        return snapshot(answers), None
+
+    def read(self, owner: Owner, fleet: Fleet, at: float) -> Reading:
+        snap, error = self.snapshot()
+        if error is not None:
+            return Reading(observation({}, fleet, at), error=error)
+        return Reading(
+            observation(snap.samples(owner), fleet, at), metric_prefix=snap.metric_prefix(owner)
+        )
 
 
 def _short(e: BaseException) -> str:

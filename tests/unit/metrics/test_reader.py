@@ -7,8 +7,10 @@ import socket
 
 import pytest
 
+from inference_operator.builders.autoscaling import queries
 from inference_operator.builders.names import Owner
-from inference_operator.metrics.queries import signal_queries, spelling
+from inference_operator.metrics.fleet import FLEET_QUERIES, owner_of_pod, snapshot
+from inference_operator.metrics.queries import spelling
 from inference_operator.metrics.reader import Fleet, PrometheusReader, observation
 from inference_operator.scaling import Policy, State, recommend
 
@@ -24,18 +26,50 @@ def test_samples_become_an_observation() -> None:
     assert (obs.completion_rps, obs.gateway_queue, obs.sampled_at) == (4.2, None, 99.0)
 
 
-def test_every_query_is_scoped_to_one_deployment() -> None:
-    for name, query in signal_queries(OWNER).items():
-        if name == "gateway":
-            assert 'inference_namespace="serving",inference_deployment="llama"' in query
-        else:
-            assert 'namespace="serving",pod=~"llama-[a-z0-9]+-[a-z0-9]+"' in query
-
-
 def test_every_vllm_query_matches_both_spellings() -> None:
-    for name, query in signal_queries(OWNER).items():
-        if name != "gateway":
+    for query in [*FLEET_QUERIES.values(), *queries(OWNER).values()]:
+        if "vllm" in query:
             assert '{__name__=~"vllm[:_]' in query and "vllm:" not in query, query
+
+
+@pytest.mark.parametrize(
+    ("pod", "want"),
+    [
+        ("llama-7d9f8c6b5-abcde", "llama"),
+        ("llama-big-5c4b3a2-pqrst", "llama-big"),
+        ("llama-abcde", None),  # not a ReplicaSet pod
+        ("", None),
+    ],
+)
+def test_owner_of_pod(pod: str, want: str | None) -> None:
+    assert owner_of_pod(pod) == want
+
+
+def test_one_snapshot_splits_every_models_samples() -> None:
+    def pod(ns: str, name: str) -> dict[str, str]:
+        return {"namespace": ns, "pod": name}
+
+    snap = snapshot(
+        {
+            "queue": [
+                (pod("serving", "llama-1-a"), 3.0),
+                (pod("serving", "llama-1-b"), 5.0),
+                (pod("serving", "llama-big-1-a"), 100.0),
+                (pod("other", "llama-1-a"), 7.0),
+            ],
+            "kvCache": [(pod("serving", "llama-1-a"), 0.2), (pod("serving", "llama-1-b"), 0.6)],
+            "sampledAt": [(pod("serving", "llama-1-a"), 90.0), (pod("serving", "llama-1-b"), 95.0)],
+            "spelling": [({**pod("serving", "llama-1-a"), "__name__": "vllm_x"}, 1.0)],
+            "gateway": [({"inference_namespace": "serving", "inference_deployment": "llama"}, 2.0)],
+        }
+    )
+    s = snap.samples(OWNER)
+    assert (s["queue"], s["kvCache"], s["sampledAt"], s["gateway"]) == (8.0, 0.4, 95.0, 2.0)
+    assert (s["running"], s["rps"]) == (None, None)
+    assert snap.metric_prefix(OWNER) == "vllm_"
+    assert snap.samples(Owner("llama-big", "serving", "u"))["queue"] == 100.0
+    assert snap.samples(Owner("llama", "other", "u"))["queue"] == 7.0
+    assert snap.samples(Owner("absent", "serving", "u"))["queue"] is None
 
 
 @pytest.mark.parametrize(
@@ -65,3 +99,20 @@ def test_unreachable_prometheus_is_reported_and_the_recommender_holds() -> None:
     assert not reading.observation.has_load_signal
     rec, _ = recommend(reading.observation, Policy(min_replicas=0), State(), now=100.0)
     assert rec.holding and rec.replicas == 3
+
+
+def test_models_within_a_tick_share_one_snapshot() -> None:
+    """Queries per tick do not grow with the number of models: 500 reads, one set of queries."""
+    from inference_operator import telemetry
+
+    now = [0.0]
+    reader = PrometheusReader(
+        f"http://127.0.0.1:{_closed_port()}", timeout=1.0, max_age=13.5, clock=lambda: now[0]
+    )
+    before = telemetry.PROMETHEUS_QUERIES._value.get()
+    for i in range(500):
+        reader.read(Owner(f"m{i}", "serving", "u"), FLEET, at=100.0)
+    assert telemetry.PROMETHEUS_QUERIES._value.get() - before == 1  # failed at the first query
+    now[0] = 14.0  # the next tick
+    reader.read(OWNER, FLEET, at=114.0)
+    assert telemetry.PROMETHEUS_QUERIES._value.get() - before == 2
