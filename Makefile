@@ -37,9 +37,10 @@ test: lint typecheck layers tools
 bench: bench-gateway
 	$(PY) -m inference_operator.bench.standard
 
-# 500 InferenceDeployments over 20 namespaces on the local control plane: memory, CPU, API calls.
+# 5,000 InferenceDeployments over 50 namespaces on the local control plane at the default resync:
+# time to reconcile all, memory, CPU, API calls and Prometheus queries at steady state.
 bench-operator: tools
-	$(PY) hack/bench_operator.py --scale 500 --namespaces 20
+	$(PY) hack/bench_operator.py --scale 5000 --namespaces 50
 
 bench-gateway:
 	$(PY) -m inference_operator.gateway.bench

@@ -4,7 +4,6 @@ replica, and someone else editing a child. Each time the operator converges by i
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,15 @@ def _converges_after(
         proc.wait(timeout=30)
 
 
+def _reconcile_passes() -> float:
+    from inference_operator import telemetry
+
+    count = telemetry.REGISTRY.get_sample_value(
+        "infop_reconcile_duration_seconds_count", {"handler": "reconcile"}
+    )
+    return count or 0.0
+
+
 def test_api_server_restart_misses_no_update(cluster: Cluster, solo: str, tmp_path: Path) -> None:
     lc = local(cluster)
     changes = [infd(solo, "a", replicas=2), infd(solo, "b")]
@@ -61,7 +69,13 @@ def test_etcd_frozen_then_thawed_recovers(cluster: Cluster, solo: str, tmp_path:
 
     def freeze() -> None:
         lc.pause("etcd")
-        time.sleep(8)  # reads and writes hang; watches stall
+
+        def etcd_unreachable() -> bool:
+            # The fault has taken effect: the API server itself reports its storage down.
+            readyz = cluster.kubectl("get", "--raw", "/readyz/etcd", check=False)
+            return readyz.returncode != 0
+
+        eventually(etcd_unreachable, timeout=60, what="the API server sees etcd frozen")
         lc.resume("etcd")
 
     _converges_after(cluster, solo, tmp_path / "op.log", freeze, [infd(solo, "a", replicas=3)])
@@ -77,7 +91,9 @@ def test_edits_to_owned_fields_are_reverted_and_others_kept(
     cluster.kubectl("label", "deployment", "edited", "-n", namespace, "cost-center=ml")
     cluster.kubectl("annotate", "deployment", "edited", "-n", namespace, "team=inference")
     eventually(lambda: deployment_replicas(cluster, namespace, "edited", 1), timeout=30)
-    time.sleep(4)  # at least one more resync pass
+    # At least two more passes over it (the resync timer runs every 3 s here).
+    passes = _reconcile_passes()
+    eventually(lambda: _reconcile_passes() >= passes + 2, timeout=30, what="two more passes")
     meta = (cluster.get("deployment", "edited", namespace) or {})["metadata"]
     assert meta["labels"]["cost-center"] == "ml"
     assert meta["annotations"]["team"] == "inference"
@@ -102,7 +118,12 @@ def test_two_replicas_exactly_one_acts_and_the_other_takes_over(
     env = {"INFOP_STANDALONE": "false", "INFOP_PEERING_NAME": "infop"}
     procs = [start_operator(cluster, solo, log, **env) for log in logs]
     try:
-        time.sleep(5)  # both present in the peering object, the higher priority acts
+
+        def both_peers_listed() -> bool:
+            status = (cluster.get("KopfPeering", "infop", solo) or {}).get("status") or {}
+            return len(status) >= 2  # one entry per live operator; the higher priority acts
+
+        eventually(both_peers_listed, timeout=60, what="both operators in the peering object")
         for name in ("a", "b", "c"):
             cluster.apply(infd(solo, name))
         for name in ("a", "b", "c"):

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from inference_operator.scaling import Observation, Policy, State, recommend
+from inference_operator.scaling.hpa import hpa_replicas
 from inference_operator.simulator.fleet import FleetView
 
 
@@ -86,8 +87,14 @@ class KedaHpaDefaults:
             return max(self.min_replicas, 1 if metric > 0 else 0)
         if self.min_replicas == 0 and now - self._last_active >= self.cooldown:
             return 0
-        ratio = metric / (self.queue_target * current)
-        raw = current if abs(ratio - 1) <= self.tolerance else math.ceil(metric / self.queue_target)
+        # The HPA's own arithmetic (scaling/hpa.py: KEDA's milli-quantities, the tolerance band).
+        raw = hpa_replicas(
+            metric,
+            current,
+            target=self.queue_target,
+            tolerance_up=self.tolerance,
+            tolerance_down=self.tolerance,
+        )
         raw = _clamp(raw, max(1, self.min_replicas), self.max_replicas)
         self._history = [(t, r) for t, r in self._history if t > now - self.stabilization]
         self._history.append((now, raw))

@@ -1,6 +1,8 @@
 """Where the replicas are: watches InferenceDeployments (model name -> deployment) and the
 EndpointSlices of their Services (Ready endpoints, zones), and hands changes to the gateway's
-event loop. Watches, not polls: a request never waits on the API server."""
+event loop. Watches, not polls: a request never waits on the API server. Each watch session
+starts with a list that replaces what the last one knew (kube.list_and_watch), so endpoints
+deleted while a watch was reconnecting are not routed to."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from inference_operator.gateway.proxy import Gateway
 from inference_operator.kube import apply as kube
 
 SERVICE_NAME = "kubernetes.io/service-name"
+# Pause before a new session after a broken one (not a poll: sessions end only on errors).
+_RETRY_SECONDS = 1.0
 
 
 def targets_of(slices: list[dict[str, Any]]) -> list[Target]:
@@ -35,6 +39,11 @@ def targets_of(slices: list[dict[str, Any]]) -> list[Target]:
                 continue
             out[pod] = Target(pod, ep["addresses"][0], int(port), ep.get("zone"))
     return sorted(out.values(), key=lambda t: t.name)
+
+
+def _service_of(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = obj["metadata"]
+    return (str(meta["namespace"]), str((meta.get("labels") or {})[SERVICE_NAME]))
 
 
 class Discovery:
@@ -65,19 +74,20 @@ class Discovery:
             except Exception:
                 # A dropped watch (urllib3 ProtocolError, ApiException 410 Gone, a reset
                 # connection): list and watch again. This thread must outlive every error.
-                if self.stop.wait(1.0):
+                if self.stop.wait(_RETRY_SECONDS):
                     return
 
     def _watch_deployments(self) -> None:
         api = f"{GROUP}/{VERSION}"
-        for kind, obj in kube.watch_objects(api, "InferenceDeployment", self.namespace):
+        for kind, got in kube.list_and_watch(api, "InferenceDeployment", self.namespace):
             if self.stop.is_set():
                 return
-            meta, spec = obj["metadata"], obj.get("spec") or {}
-            if self.only is not None and meta["name"] != self.only:
+            if kind == "SYNC":
+                self._sync_deployments(got)
                 continue
-            key = (str(meta["namespace"]), str(meta["name"]))
-            model = str((spec.get("model") or {}).get("servedName") or meta["name"])
+            key, model = self._model_of(got)
+            if model is None:
+                continue
             with self._lock:
                 old = self._deployments.pop(key, None)
                 if kind != "DELETED":
@@ -88,20 +98,52 @@ class Discovery:
                 self.loop.call_soon_threadsafe(self.gateway.set_route, model, *key)
                 self._publish(key)
 
+    def _model_of(self, obj: dict[str, Any]) -> tuple[tuple[str, str], str | None]:
+        meta, spec = obj["metadata"], obj.get("spec") or {}
+        key = (str(meta["namespace"]), str(meta["name"]))
+        if self.only is not None and meta["name"] != self.only:
+            return key, None
+        return key, str((spec.get("model") or {}).get("servedName") or meta["name"])
+
+    def _sync_deployments(self, items: list[dict[str, Any]]) -> None:
+        """A fresh list replaces what the last session knew (a deletion missed is dropped)."""
+        models = {key: model for key, model in map(self._model_of, items) if model is not None}
+        with self._lock:
+            before, self._deployments = self._deployments, dict(models)
+        for key, old in before.items():
+            if models.get(key) != old:
+                self.loop.call_soon_threadsafe(self.gateway.remove_route, old)
+        for key, model in models.items():
+            self.loop.call_soon_threadsafe(self.gateway.set_route, model, *key)
+            self._publish(key)
+
     def _watch_slices(self) -> None:
         api = "discovery.k8s.io/v1"
         selector = SERVICE_NAME if self.only is None else f"{SERVICE_NAME}={self.only}"
-        for kind, obj in kube.watch_objects(api, "EndpointSlice", self.namespace, selector):
+        for kind, got in kube.list_and_watch(api, "EndpointSlice", self.namespace, selector):
             if self.stop.is_set():
                 return
-            meta = obj["metadata"]
-            key = (str(meta["namespace"]), str((meta.get("labels") or {})[SERVICE_NAME]))
+            if kind == "SYNC":
+                self._sync_slices(got)
+                continue
+            meta = got["metadata"]
+            key = _service_of(got)
             with self._lock:
                 slices = self._slices.setdefault(key, {})
                 if kind == "DELETED":
                     slices.pop(meta["name"], None)
                 else:
-                    slices[meta["name"]] = obj
+                    slices[meta["name"]] = got
+            self._publish(key)
+
+    def _sync_slices(self, items: list[dict[str, Any]]) -> None:
+        fresh: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        for obj in items:
+            fresh.setdefault(_service_of(obj), {})[obj["metadata"]["name"]] = obj
+        with self._lock:
+            touched = set(self._slices) | set(fresh)
+            self._slices = fresh
+        for key in touched:
             self._publish(key)
 
     def _publish(self, key: tuple[str, str]) -> None:

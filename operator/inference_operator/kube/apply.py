@@ -209,6 +209,7 @@ __all__ = [
     "delete",
     "get",
     "has_kind",
+    "list_and_watch",
     "list_objects",
     "namespace_terminating",
     "patch_status",
@@ -229,17 +230,24 @@ def patch_status(
     )
 
 
-def watch_objects(
+def list_and_watch(
     api_version: str,
     kind: str,
     namespace: str | None = None,
     selector: str | None = None,
     timeout_seconds: int = 60,
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(event type, object) from a list-then-watch that ends after `timeout_seconds`; the caller
-    loops. ADDED events for everything that exists come first."""
-    for event in resource(api_version, kind).watch(
-        namespace=namespace, label_selector=selector, timeout=timeout_seconds
+) -> Iterator[tuple[str, Any]]:
+    """A reflector's one session: ("SYNC", [every object that exists now]), then (event type,
+    object) from the watch that continues that list. The caller calls again after it ends or
+    breaks; the new SYNC replaces all it knew, so a deletion while disconnected is not lost."""
+    res = resource(api_version, kind)
+    listed = res.get(namespace=namespace, label_selector=selector)
+    yield "SYNC", [dict(i.to_dict()) for i in listed.items]
+    for event in res.watch(
+        namespace=namespace,
+        label_selector=selector,
+        resource_version=listed.metadata.resourceVersion,
+        timeout=timeout_seconds,
     ):
         yield str(event["type"]), dict(event["raw_object"])
 

@@ -34,8 +34,8 @@ def _walk(node: Any, path: str = "") -> list[str]:
     if isinstance(node, dict):
         if ("properties" in node or "items" in node) and "type" not in node:
             bad.append(path)
-        for key in ("$ref", "anyOf", "allOf", "oneOf", "additionalProperties"):
-            if key in node and key != "additionalProperties":
+        for key in ("$ref", "anyOf", "allOf", "oneOf"):
+            if key in node:
                 bad.append(f"{path}.{key}")
         for k, v in node.get("properties", {}).items():
             if "type" not in v and "x-kubernetes-int-or-string" not in v:

@@ -83,13 +83,20 @@ def run(coro: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(asyncio.wait_for(coro(), timeout=60))
 
 
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll `condition` on the event loop (the gateway's tasks run meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
 def test_requests_at_zero_replicas_wait_and_all_succeed_once_one_is_ready() -> None:
     async def body() -> None:
         async with gateway(Limits(max_per_replica=64, queue_timeout_seconds=30)) as (gw, url):
             async with aiohttp.ClientSession() as s:
                 tasks = [asyncio.create_task(post(s, url)) for _ in range(20)]
-                await asyncio.sleep(1.0)
-                assert gw.routes[MODEL].waiting == 20
+                await until(lambda: gw.routes[MODEL].waiting == 20)
                 async with serve(make_app(FakeVllm(MODEL))) as port:
                     ready_at = time.monotonic()
                     await set_replicas(gw, {"pod-a": port})
@@ -160,23 +167,14 @@ def test_a_client_disconnect_frees_its_slot() -> None:
                     await r.content.readline()  # streaming has begun
                     assert gw.routes[MODEL].pool.outstanding == 1
                     r.close()  # the client goes away mid-stream
-                    for _ in range(100):
-                        if gw.routes[MODEL].pool.outstanding == 0:
-                            break
-                        await asyncio.sleep(0.05)
-                    assert gw.routes[MODEL].pool.outstanding == 0
+                    await until(lambda: gw.routes[MODEL].pool.outstanding == 0)
                     # ...and a waiting client that leaves gives its place back too.
                     hold = await s.post(f"{url}/v1/completions", json=body)
                     await hold.content.readline()
                     waiting = asyncio.create_task(post(s, url))
-                    await asyncio.sleep(0.3)
-                    assert gw.routes[MODEL].waiting == 1
+                    await until(lambda: gw.routes[MODEL].waiting == 1)
                     waiting.cancel()
-                    for _ in range(40):
-                        if gw.routes[MODEL].waiting == 0:
-                            break
-                        await asyncio.sleep(0.05)
-                    assert gw.routes[MODEL].waiting == 0
+                    await until(lambda: gw.routes[MODEL].waiting == 0)
                     hold.close()
 
     run(body)
@@ -228,9 +226,9 @@ def test_graceful_shutdown_finishes_open_streams_and_refuses_new_requests() -> N
             await set_replicas(gw, {"pod-a": port})
             async with aiohttp.ClientSession() as s:
                 stream = asyncio.create_task(post(s, url))
-                await asyncio.sleep(0.3)  # streaming has begun (~2 s in all)
+                await until(lambda: gw.routes[MODEL].pool.outstanding == 1)  # streaming (~2 s)
                 stopping = asyncio.create_task(runner.cleanup())
-                await asyncio.sleep(0.2)
+                await until(lambda: not runner.sites)  # no longer listening
                 try:
                     late = await post(s, url)
                     refused = late[0] != 200
