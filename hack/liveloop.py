@@ -6,21 +6,26 @@ happened."""
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+# The test doubles (fake vLLM pods, the KEDA/HPA stand-in) live with the tests, not in the
+# shipped package; `make run` uses them too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
 from localprom import LocalPrometheus
 from timeline import Row, Timeline
 
+from doubles.fake_pods import FakePods
+from doubles.keda_standin import Action, KedaStandIn
+from inference_operator.bench.simulator.profiles import PROFILES
 from inference_operator.gateway.proxy import Limits
 from inference_operator.gateway.run import Running, start_in_thread
 from inference_operator.kube import apply as kube
 from inference_operator.loadtest.run import Drive
-from inference_operator.simulator.keda import Action, KedaStandIn
-from inference_operator.simulator.pods import FakePods
-from inference_operator.simulator.profiles import PROFILES
 
 
 class LiveLoop:

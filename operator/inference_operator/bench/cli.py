@@ -11,8 +11,8 @@ from tqdm import tqdm
 
 from inference_operator.bench.replay import POLICY_NAMES, BenchConfig, calibrate, replay
 from inference_operator.bench.report import as_json, plot, table, write_json
+from inference_operator.bench.simulator.profiles import PROFILES, SCENARIOS
 from inference_operator.bench.traces import Trace, TraceFormatError, load_csv, synthetic
-from inference_operator.simulator.profiles import PROFILES, SCENARIOS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -6,9 +6,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from inference_operator.bench.simulator.fleet import FleetView
 from inference_operator.scaling import Observation, Policy, State, recommend
 from inference_operator.scaling.hpa import hpa_replicas
-from inference_operator.simulator.fleet import FleetView
 
 
 def _clamp(n: int, lo: int, hi: int) -> int:

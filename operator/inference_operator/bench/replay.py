@@ -17,11 +17,11 @@ from inference_operator.bench.policies import (
     Static,
     needed_replicas,
 )
+from inference_operator.bench.simulator.engine import Replica, Request
+from inference_operator.bench.simulator.fleet import FleetSimulator, ScalingPolicy, SimResult
+from inference_operator.bench.simulator.profiles import EngineProfile, StartupScenario
 from inference_operator.bench.traces import Trace
 from inference_operator.scaling import Policy, Targets
-from inference_operator.simulator.engine import Replica, Request
-from inference_operator.simulator.fleet import FleetSimulator, ScalingPolicy, SimResult
-from inference_operator.simulator.profiles import EngineProfile, StartupScenario
 
 POLICY_NAMES = ("ours", "static-peak", "keda-default", "knative-kpa", "oracle")
 

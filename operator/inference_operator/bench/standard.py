@@ -10,8 +10,8 @@ from typing import Any
 
 from inference_operator.bench.replay import BenchConfig, calibrate, replay
 from inference_operator.bench.report import as_json, plot, table, write_json
+from inference_operator.bench.simulator.profiles import LLAMA3_8B_L40S, SCENARIOS
 from inference_operator.bench.traces import Trace, load_csv, synthetic
-from inference_operator.simulator.profiles import LLAMA3_8B_L40S, SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[3]
 AZURE = ROOT.parent / "shared" / "upstream" / "traces" / "azure"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from inference_operator.__main__ import main
 from inference_operator.bench.replay import POLICY_NAMES, BenchConfig, flaps, replay
+from inference_operator.bench.simulator.profiles import LLAMA3_8B_L40S, SCENARIOS
 from inference_operator.bench.traces import synthetic
-from inference_operator.simulator.profiles import LLAMA3_8B_L40S, SCENARIOS
 
 
 def test_every_policy_serves_every_request_and_the_oracle_is_cheapest_at_the_slo() -> None:

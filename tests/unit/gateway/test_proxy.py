@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from doubles.fake_vllm import FakeVllm, make_app
 from inference_operator.gateway.pool import Target
 from inference_operator.gateway.proxy import Gateway, Limits
-from inference_operator.simulator.server import FakeVllm, make_app
 
 MODEL = "m"
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -27,14 +29,16 @@ def fake_vllm() -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "inference_operator.simulator.server",
+            "doubles.fake_vllm",
             "--host",
             host,
             "--port",
             str(port),
             "--model",
             "m",
-        ]
+        ],
+        # The fake vLLM is a test double: it lives in tests/doubles, not in the package.
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )
     try:
         deadline = time.monotonic() + 30

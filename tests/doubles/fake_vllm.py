@@ -1,6 +1,8 @@
 """A fake vLLM OpenAI-compatible server backed by the engine model, for live tests.
 
-    python -m inference_operator.simulator.server --host 127.0.0.2 --port 8000
+    PYTHONPATH=tests python -m doubles.fake_vllm --host 127.0.0.2 --port 8000
+
+A test double: it lives with the tests, not in the shipped package.
 
 Serves /v1/completions and /v1/chat/completions (streaming or not), /v1/models, /health and
 /metrics with vLLM's own metric names, types and labels. Requests really queue and batch in the
@@ -21,8 +23,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 
-from inference_operator.simulator.engine import Replica, Request
-from inference_operator.simulator.profiles import PROFILES, EngineProfile
+from inference_operator.bench.simulator.engine import Replica, Request
+from inference_operator.bench.simulator.profiles import PROFILES, EngineProfile
 
 _TTFT_BUCKETS = (
     0.001,

@@ -8,8 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inference_operator.simulator.engine import Replica, Request
-from inference_operator.simulator.profiles import LLAMA3_8B_H100, LLAMA3_8B_L40S, EngineProfile
+from inference_operator.bench.simulator.engine import Replica, Request
+from inference_operator.bench.simulator.profiles import (
+    LLAMA3_8B_H100,
+    LLAMA3_8B_L40S,
+    EngineProfile,
+)
 
 
 def run(

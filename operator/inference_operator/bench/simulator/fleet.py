@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from inference_operator.simulator.engine import Replica, Request
-from inference_operator.simulator.profiles import EngineProfile, StartupScenario
+from inference_operator.bench.simulator.engine import Replica, Request
+from inference_operator.bench.simulator.profiles import EngineProfile, StartupScenario
 
 
 @dataclass(frozen=True)

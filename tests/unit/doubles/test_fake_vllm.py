@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from inference_operator.simulator.server import FakeVllm, make_app
+from doubles.fake_vllm import FakeVllm, make_app
 
 
 def _samples(text: str) -> dict[str, float]:

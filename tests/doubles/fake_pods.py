@@ -21,9 +21,9 @@ from typing import Any
 
 from aiohttp import web
 
+from doubles.fake_vllm import FakeVllm, make_app
+from inference_operator.bench.simulator.profiles import PROFILES, EngineProfile
 from inference_operator.kube import apply as kube
-from inference_operator.simulator.profiles import PROFILES, EngineProfile
-from inference_operator.simulator.server import FakeVllm, make_app
 
 PORT = 8000
 

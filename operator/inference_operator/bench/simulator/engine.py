@@ -14,7 +14,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from inference_operator.simulator.profiles import EngineProfile
+from inference_operator.bench.simulator.profiles import EngineProfile
 
 
 @dataclass(eq=False)
