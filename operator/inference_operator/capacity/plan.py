@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from inference_operator.capacity.catalogue import INSTANCES, Instance, ModelArch
+from inference_operator.capacity.catalogue import BY_NAME, INSTANCES, MODELS, Instance, ModelArch
 
 GIB = 1024**3
 # Bytes per weight by --dtype; int8/int4 are the checkpoint's own quantization.
@@ -18,6 +18,10 @@ BYTES_PER_PARAM = {
     "int8": 1.0,
     "int4": 0.5,
 }
+# vLLM's --gpu-memory-utilization default, and what the runtime, activations and CUDA graphs
+# hold back on every device (the real peak depends on max_num_batched_tokens).
+GPU_MEMORY_UTILIZATION = 0.9
+OVERHEAD_GIB_PER_DEVICE = 2.0
 GPU_TP_SIZES = (1, 2, 4, 8)
 NEURON_TP_SIZES = (1, 2, 4, 8, 12, 16, 24, 32)
 
@@ -52,9 +56,9 @@ class Request:
     # GPU names, families or instance types to consider; empty: every one of `kind`.
     types: tuple[str, ...] = ()
     arch: ModelArch | None = None
-    gpu_memory_utilization: float = 0.9
+    gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION
     # CUDA/Neuron runtime, activations and graphs: held back from every device.
-    overhead_gib_per_device: float = 2.0
+    overhead_gib_per_device: float = OVERHEAD_GIB_PER_DEVICE
 
 
 @dataclass(frozen=True)
@@ -104,13 +108,12 @@ def plan(req: Request) -> Plan:
     for inst in INSTANCES:
         if inst.kind != req.kind or not matches(inst, req.types):
             continue
-        usable = (
-            inst.memory_gib_per_device * req.gpu_memory_utilization - req.overhead_gib_per_device
-        )
         for tp in sizes:
             if tp > inst.devices:
                 break
-            kv_room = usable * tp - weights
+            kv_room = kv_room_gib(
+                inst, tp, weights, req.gpu_memory_utilization, req.overhead_gib_per_device
+            )
             if kv_room >= kv_needed and kv_room > 0:
                 conc = math.floor(kv_room * GIB / (per_token * req.max_model_len))
                 options.append(Option(inst, tp, round(kv_room, 2), conc))
@@ -137,3 +140,23 @@ def plan(req: Request) -> Plan:
             f"{req.overhead_gib_per_device:g} GiB per device"
         )
     return Plan(round(weights, 2), per_token, round(kv_needed, 2), best, options, reason)
+
+
+def kv_room_gib(
+    inst: Instance,
+    devices: int,
+    weights_gib: float,
+    gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION,
+    overhead_gib_per_device: float = OVERHEAD_GIB_PER_DEVICE,
+) -> float:
+    """What `devices` accelerators of `inst` leave for the KV cache once weights are loaded."""
+    usable = inst.memory_gib_per_device * gpu_memory_utilization - overhead_gib_per_device
+    return usable * devices - weights_gib
+
+
+def kv_capacity_tokens(model: str, instance: str, devices: int, dtype: str = "bfloat16") -> int:
+    """Tokens of KV cache one replica holds: the planner's arithmetic, for the simulator."""
+    arch = MODELS[model]
+    weights = weights_gb(arch.params_b, dtype) * 1e9 / GIB
+    room = kv_room_gib(BY_NAME[instance], devices, weights)
+    return int(room * GIB // kv_bytes_per_token(arch))

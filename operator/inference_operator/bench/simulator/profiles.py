@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from inference_operator.capacity.plan import kv_capacity_tokens
+
 
 @dataclass(frozen=True)
 class EngineProfile:
@@ -16,7 +18,8 @@ class EngineProfile:
     decode_per_seq_s: float
     # Prefill throughput (prompt tokens per second) when a step carries prompt tokens.
     prefill_tokens_per_s: float
-    # KV-cache capacity in tokens after weights and activations (gpu_memory_utilization 0.9).
+    # KV-cache capacity in tokens after weights and activations (gpu_memory_utilization 0.9):
+    # the capacity planner's arithmetic (capacity/plan.py), not a number typed here.
     kv_capacity_tokens: int
     max_num_seqs: int = 256
     # Prompt tokens one step may carry (chunked prefill's max_num_batched_tokens).
@@ -26,35 +29,35 @@ class EngineProfile:
 
 
 # Llama-3.1-8B, BF16, 1x H100-80GB SXM. Decode: 8,088 output tok/s at 256 seqs (TPOT 31.6 ms)
-# and ~7 ms at batch 1 (16 GB of weights over 3.35 TB/s plus kernel overhead). KV: ~50 GiB free /
-# 128 KiB per token = ~410k tokens.
+# and ~7 ms at batch 1 (16 GB of weights over 3.35 TB/s plus kernel overhead). KV from the
+# planner: 80 GiB x 0.9 - 2 GiB - 15 GiB of weights = ~55 GiB / 128 KiB = ~451k tokens.
 LLAMA3_8B_H100 = EngineProfile(
     name="llama-3.1-8b/h100",
     decode_base_s=0.007,
     decode_per_seq_s=0.000096,
     prefill_tokens_per_s=30_000,
-    kv_capacity_tokens=410_000,
+    kv_capacity_tokens=kv_capacity_tokens("llama-3-8b", "p5.48xlarge", 1),
 )
 
 # Llama-3.1-8B, BF16, 1x L40S-48GB (g6e.xlarge). 864 GB/s (~1/3.9 of H100) sets the decode floor;
-# 362 dense BF16 TFLOPS (~1/2.7) the per-sequence and prefill cost. KV: ~23 GiB = ~190k tokens.
+# 362 dense BF16 TFLOPS (~1/2.7) the per-sequence and prefill cost. KV (planner): ~26 GiB = ~215k.
 LLAMA3_8B_L40S = EngineProfile(
     name="llama-3.1-8b/l40s",
     decode_base_s=0.020,
     decode_per_seq_s=0.00026,
     prefill_tokens_per_s=11_000,
-    kv_capacity_tokens=190_000,
+    kv_capacity_tokens=kv_capacity_tokens("llama-3-8b", "g6e.xlarge", 1),
     max_batched_tokens=2048,
 )
 
 # Llama-3.1-70B, BF16, 4x H100 (TP 4): 3,543 output tok/s at 256 seqs (TPOT 61 ms -> ~72 ms step);
-# KV ~129 GiB / 320 KiB per token = ~420k tokens.
+# KV (planner): ~149 GiB / 320 KiB per token = ~487k tokens.
 LLAMA3_70B_4XH100 = EngineProfile(
     name="llama-3.1-70b/4xh100",
     decode_base_s=0.018,
     decode_per_seq_s=0.00021,
     prefill_tokens_per_s=12_000,
-    kv_capacity_tokens=420_000,
+    kv_capacity_tokens=kv_capacity_tokens("llama-3-70b", "p5.48xlarge", 4),
     devices=4,
 )
 
