@@ -17,6 +17,7 @@ from inference_operator.kube.children import (
     KEDA_HPAS,
     KEDA_SCALED_OBJECT_LABEL,
     PENDING_PODS,
+    Cached,
     Children,
     Key,
     Kind,
@@ -33,7 +34,7 @@ def _register(kind: Kind) -> None:
         else {OWNER_NAMESPACE: kopf.PRESENT, OWNER_NAME: kopf.PRESENT}
     )
 
-    def index(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[Key, dict[str, Any]]:
+    def index(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[Key, Cached]:
         if kind.namespaced:
             key = (str(body.metadata.namespace), str(labels[OWNER_LABEL]))
         else:

@@ -20,11 +20,12 @@ DEPLOY: dict[str, Any] = {
 
 
 def test_trimmed_drops_managed_fields_and_copies() -> None:
-    kept = trimmed(DEPLOY, keep_status=True)
+    kept = trimmed(DEPLOY, keep_status=True).object()
     assert "managedFields" not in kept["metadata"] and kept["status"] == {"readyReplicas": 2}
     kept["spec"]["replicas"] = 9
     assert DEPLOY["spec"]["replicas"] == 2
-    assert "status" not in trimmed(DEPLOY, keep_status=False)
+    assert "status" not in trimmed(DEPLOY, keep_status=False).object()
+    assert trimmed(DEPLOY, keep_status=False).name == "llama"
 
 
 def test_children_reads_only_cached_kinds_of_its_owner() -> None:
