@@ -74,8 +74,19 @@ def timed(handler: str) -> Iterator[None]:
         RECONCILE_SECONDS.labels(handler).observe(time.perf_counter() - start)
 
 
+@contextmanager
+def api_call(verb: str, kind: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception:
+        API_CALLS.labels(verb, kind, "error").inc()
+        raise
+    API_CALLS.labels(verb, kind, "ok").inc()
+
+
 def counted(verb: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Count calls of a kube.* function whose second argument is the kind."""
+    """Count calls of a kube.* function whose second argument is the kind (a name, never an
+    object: every label value is a series kept for the life of the process)."""
 
     def wrap(fn: Callable[P, R]) -> Callable[P, R]:
         def inner(*args: P.args, **kwargs: P.kwargs) -> R:

@@ -142,7 +142,6 @@ def get(api_version: str, kind: str, name: str, namespace: str | None) -> dict[s
     return out
 
 
-@telemetry.counted("apply")
 def apply(obj: dict[str, Any], live: Any = ...) -> dict[str, Any] | None:
     """Make the fields we own equal `obj`, removing those we no longer set. Returns the object
     as written, or None when no write was needed. `live`: the object as a cache holds it (None:
@@ -153,6 +152,14 @@ def apply(obj: dict[str, Any], live: Any = ...) -> dict[str, Any] | None:
         live = get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
     if up_to_date(obj, live):
         return None
+    # Counted here, not by decorator: a skipped apply makes no request, and the kind is the
+    # object's (a label of the live object would be a new series per object version).
+    with telemetry.api_call("apply", obj["kind"]):
+        return _apply(obj, live)
+
+
+def _apply(obj: dict[str, Any], live: dict[str, Any] | None) -> dict[str, Any]:
+    meta = obj["metadata"]
     res = resource(obj["apiVersion"], obj["kind"])
     ssa = functools.partial(
         res.server_side_apply,
