@@ -89,24 +89,8 @@ def operator_running(cluster: object) -> Iterator[object]:
     # Namespaces named solo-* belong to tests that run their own operator process.
     args = ["run", "--namespace=!solo-*", "--standalone", "-m", "inference_operator.handlers"]
     with KopfRunner(args, timeout=60) as runner:
-        _wait_until_serving(cluster)
+        from kubeharness import wait_until_serving
+
+        wait_until_serving(cluster, "default")
         yield runner
     assert runner.exception is None, runner.exception
-
-
-def _wait_until_serving(cluster: object) -> None:
-    """kopf starts handlers only once every index has listed its kind (a dozen watches on a
-    freshly started API server that still answers 429 for a while): wait for a first
-    reconcile, so a test's own patience measures the operator, not its start-up."""
-    from kubeharness import Cluster, eventually, infd
-
-    assert isinstance(cluster, Cluster)
-    probe = infd("default", "startup-probe", replicas=0)
-    cluster.apply(probe)
-
-    def reconciled() -> bool:
-        obj = cluster.get("InferenceDeployment", "startup-probe", "default") or {}
-        return (obj.get("status") or {}).get("observedGeneration") == 1
-
-    eventually(reconciled, timeout=300, interval=0.5, what="the operator's first reconcile")
-    cluster.kubectl("delete", "infd", "startup-probe", "-n", "default", "--wait=false")

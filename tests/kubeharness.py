@@ -199,3 +199,19 @@ def start_operator(
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
+
+
+def wait_until_serving(cluster: Cluster, namespace: str) -> None:
+    """Wait for a first reconcile of a probe object in `namespace`. kopf starts handlers only
+    once every index has listed its kind, and in the tests' namespace-pattern mode it does so
+    again for every new namespace (a dozen watches, on an API server that may answer 429 for a
+    while), pausing all processing meanwhile; in the chart's cluster-wide mode there is one
+    watch per kind. So a test's own patience measures the operator, not its watch set-up."""
+    cluster.apply(infd(namespace, "serving-probe", replicas=0))
+
+    def reconciled() -> bool:
+        obj = cluster.get("InferenceDeployment", "serving-probe", namespace) or {}
+        return (obj.get("status") or {}).get("observedGeneration") == 1
+
+    eventually(reconciled, timeout=300, interval=0.5, what=f"a first reconcile in {namespace}")
+    cluster.kubectl("delete", "infd", "serving-probe", "-n", namespace, "--wait=true")

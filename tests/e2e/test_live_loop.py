@@ -26,6 +26,7 @@ import requests
 from liveloop import LiveLoop
 from localprom import STORED_PREFIX, VERSIONS
 
+from conftest import wait_until_serving
 from inference_operator.loadtest.run import Drive, Sample
 from kubeharness import Cluster, eventually
 
@@ -69,6 +70,7 @@ def _run_in_thread(drive: Drive) -> threading.Thread:
 def loop(
     cluster: Cluster, namespace: str, operator_running: object, request: pytest.FixtureRequest
 ) -> Iterator[LiveLoop]:
+    wait_until_serving(cluster, namespace)
     version = getattr(request, "param", "2.42")
     running = LiveLoop(namespace, NAME, prometheus_version=version).start()
     try:
@@ -112,9 +114,7 @@ def test_scales_from_zero_up_under_load_and_back_to_zero(
         assert conds["ScalingActive"]["reason"] == "ScaledToZero", conds.get("ScalingActive")
         return obj
 
-    # Generous: one run in four saw the first pass on a new namespace come ~60 s late, while
-    # the previous test's namespace was terminating (see the closing note of issue #19).
-    eventually(at_zero, timeout=150)
+    eventually(at_zero, timeout=60)
 
     # 1. A burst (~10 requests) at zero replicas: all wait at the gateway and all succeed.
     burst = loop.load(NAME, [(0.5, 20.0)])

@@ -81,6 +81,7 @@ class PrometheusReader:
         self._refresh = threading.Lock()
         self._taken: float | None = None
         self._last: tuple[Snapshot, str | None] = (Snapshot(), None)
+        self.queries_sent = 0  # this reader's own count (the telemetry counter is per process)
 
     def _client(self) -> PrometheusConnect:
         client: PrometheusConnect | None = getattr(self._local, "client", None)
@@ -111,6 +112,7 @@ class PrometheusReader:
             client = self._client()
             for signal, query in FLEET_QUERIES.items():
                 telemetry.PROMETHEUS_QUERIES.inc()
+                self.queries_sent += 1
                 rows = client.custom_query(query)
                 values = [(r["metric"], float(r["value"][1])) for r in rows]
                 # NaN: an average over no series, or a division by zero in the query.
