@@ -26,9 +26,8 @@ import requests
 from liveloop import LiveLoop
 from localprom import STORED_PREFIX, VERSIONS
 
-from conftest import wait_until_serving
 from inference_operator.loadtest.run import Drive, Sample
-from kubeharness import Cluster, eventually
+from kubeharness import Cluster, eventually, wait_until_serving
 
 pytestmark = [
     pytest.mark.integration,
