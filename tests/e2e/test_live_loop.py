@@ -113,7 +113,9 @@ def test_scales_from_zero_up_under_load_and_back_to_zero(
         assert conds["ScalingActive"]["reason"] == "ScaledToZero", conds.get("ScalingActive")
         return obj
 
-    eventually(at_zero, timeout=60)
+    # Patient: in 4 of 13 runs the operator's first passes on this object came 60-150 s late
+    # (kopf pauses all processing while any index re-lists; see the closing note of #19).
+    eventually(at_zero, timeout=300)
 
     # 1. A burst (~10 requests) at zero replicas: all wait at the gateway and all succeed.
     burst = loop.load(NAME, [(0.5, 20.0)])

@@ -117,14 +117,18 @@ valid_specs = st.fixed_dictionaries(
                     ),
                     max_size=3,
                 ),
+                # Valid: names unique (a list-map key) and not the operator's own.
                 "env": st.lists(
                     st.fixed_dictionaries(
                         {
-                            "name": st.from_regex(r"[A-Z_][A-Z0-9_]{0,8}", fullmatch=True),
+                            "name": st.from_regex(r"[A-Z_][A-Z0-9_]{0,8}", fullmatch=True).filter(
+                                lambda n: n not in ("HF_TOKEN",)
+                            ),
                             "value": st.text(max_size=20),
                         }
                     ),
                     max_size=2,
+                    unique_by=lambda e: e["name"],
                 ),
             },
         ),
