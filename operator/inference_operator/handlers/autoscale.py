@@ -94,11 +94,7 @@ def decide(
 
     owner = Owner(meta["name"], meta["namespace"], meta["uid"])
     children = cache.children(key, indexes)
-    deploy = (
-        children.get("apps/v1", "Deployment", owner.name)
-        if children.is_cached("apps/v1", "Deployment")
-        else kube.get("apps/v1", "Deployment", owner.name, owner.namespace)
-    ) or {}
+    deploy = cache.live(children, "apps/v1", "Deployment", owner.name, owner.namespace) or {}
     dstatus = deploy.get("status") or {}
     ready = int(dstatus.get("readyReplicas") or 0)
     pods = int(dstatus.get("replicas") or 0)

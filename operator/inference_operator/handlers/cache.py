@@ -12,6 +12,7 @@ import kopf
 
 from inference_operator.builders.names import OWNER_LABEL
 from inference_operator.builders.nodepool import OWNER_NAME, OWNER_NAMESPACE
+from inference_operator.kube import apply as kube
 from inference_operator.kube.children import (
     CHILD_KINDS,
     KEDA_HPAS,
@@ -86,3 +87,12 @@ def served_kinds(has_kind: Callable[[str, str], bool]) -> frozenset[tuple[str, s
 
 def children(key: Key, indexes: Mapping[str, Any]) -> Children:
     return Children(key, indexes, CACHED)
+
+
+def live(
+    held: Children, api_version: str, kind: str, name: str, namespace: str | None
+) -> dict[str, Any] | None:
+    """The child as the cache holds it, or from the API server for a kind not watched."""
+    if held.is_cached(api_version, kind):
+        return held.get(api_version, kind, name)
+    return kube.get(api_version, kind, name, namespace)

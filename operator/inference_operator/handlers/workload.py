@@ -56,13 +56,6 @@ def reconcile_workload(
         _reconcile_workload(body, patch, logger, cache.children(key, indexes))
 
 
-def _live(children: Children, api_version: str, kind: str, name: str, ns: str | None) -> Any:
-    """The child as the cache holds it, or from the API server for a kind not watched."""
-    if children.is_cached(api_version, kind):
-        return children.get(api_version, kind, name)
-    return kube.get(api_version, kind, name, ns)
-
-
 def _reconcile_workload(
     body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, children: Children
 ) -> None:
@@ -97,7 +90,7 @@ def _reconcile_workload(
     had_gateway = bool(status.get("gateway"))
     desired = build_all(owner, spec, available, capacity.get("instanceTypes") or None, had_gateway)
     for api_version, kind, name, namespace in desired.absent:
-        if _live(children, api_version, kind, name, namespace) is not None:
+        if cache.live(children, api_version, kind, name, namespace) is not None:
             kube.delete(api_version, kind, name, namespace)
             logger.info(f"deleted {kind} {name}: the spec no longer asks for it")
     deploy: dict[str, Any] | None = None
@@ -105,7 +98,8 @@ def _reconcile_workload(
         try:
             m = obj["metadata"]
             written = kube.apply(
-                obj, _live(children, obj["apiVersion"], obj["kind"], m["name"], m.get("namespace"))
+                obj,
+                cache.live(children, obj["apiVersion"], obj["kind"], m["name"], m.get("namespace")),
             )
         except kube.ApiException as e:
             if kube.namespace_terminating(e):
@@ -122,7 +116,7 @@ def _reconcile_workload(
                 deploy = written
 
     if deploy is None:
-        deploy = _live(children, "apps/v1", "Deployment", owner.name, owner.namespace)
+        deploy = cache.live(children, "apps/v1", "Deployment", owner.name, owner.namespace)
     stuck = children.unschedulable(now, PENDING_THRESHOLD_SECONDS) if spec.replicas else None
     seen = Observed(
         generation=generation,

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 
-# kube-controller-manager --horizontal-pod-autoscaler-tolerance; per-HPA tolerances need the
-# HPAConfigurableTolerance gate and a field KEDA's ScaledObject does not carry.
+# kube-controller-manager --horizontal-pod-autoscaler-tolerance, in force when the HPA carries no
+# tolerance of its own (ours is dropped by an API server without HPAConfigurableTolerance).
 DEFAULT_TOLERANCE = 0.1
 # The target the scaler declares in GetMetricSpec: one unit of metric per replica.
 TARGET_PER_REPLICA = 1.0
