@@ -88,6 +88,8 @@ def operator_running(cluster: object) -> Iterator[object]:
 
     # Namespaces named solo-* belong to tests that run their own operator process.
     args = ["run", "--namespace=!solo-*", "--standalone", "-m", "inference_operator.handlers"]
+    if os.environ.get("INFOP_KOPF_DEBUG"):  # kopf's own reasoning, for hunting a stall
+        args.insert(1, "--debug")
     with KopfRunner(args, timeout=60) as runner:
         from kubeharness import wait_until_serving
 

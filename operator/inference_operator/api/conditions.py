@@ -59,6 +59,19 @@ def set_conditions(
     return [by_type[k] for k in sorted(by_type, key=str)]
 
 
+# Who writes which condition types. Each writer applies its own with server-side apply (the
+# list is keyed by type), so two writers that run at once never erase each other's conditions,
+# as whole-list merge patches did.
+WORKLOAD_CONDITIONS = frozenset(
+    {"Ready", "Progressing", "Degraded", "Reconciling", "Stalled", "CapacityPlanned"}
+)
+SCALING_CONDITIONS = frozenset({"ScalingActive", "ScalingLimited"})
+
+
+def owned(conditions: list[dict[str, Any]], types: frozenset[str]) -> list[dict[str, Any]]:
+    return [c for c in conditions if c.get("type") in types]
+
+
 def conditions_equal(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
     def key(cs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         return sorted(

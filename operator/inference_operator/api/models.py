@@ -718,7 +718,12 @@ class InferenceDeploymentStatus(Base):
     ready_replicas: int | None = Field(None, description="Ready pods.")
     desired_replicas: int | None = Field(None, description="Replicas the operator asks for.")
     selector: str | None = Field(None, description="Label selector of the pods (for /scale).")
-    conditions: list[Condition] = Field(default_factory=list, description="Conditions.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Conditions, one per type. Keyed by type so that the reconciler and the "
+        "autoscaler each apply their own with server-side apply, never erasing the other's.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
     signals: Signals | None = Field(None, description="Last observed load.")
     recommendation: RecommendationStatus | None = Field(None, description="Last decision.")
     gateway: GatewayStatus | None = Field(None, description="The gateway spec.gateway made.")

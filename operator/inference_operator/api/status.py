@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inference_operator.api.conditions import (
+    WORKLOAD_CONDITIONS,
     Cond,
     WorkloadView,
     conditions_equal,
+    owned,
     replacing,
     set_conditions,
     without_nulls,
@@ -37,8 +39,10 @@ class Observed:
 
 @dataclass(frozen=True)
 class StatusUpdate:
-    patch: dict[str, Any]  # a JSON merge patch of .status; empty: nothing to write
+    patch: dict[str, Any]  # a JSON merge patch of .status, conditions aside; empty: no write
     warnings: list[Cond]  # conditions to announce as Warning Events
+    # The reconciler's own conditions, all of them, to server-side apply; None: unchanged.
+    conditions: list[dict[str, Any]] | None = None
 
 
 def status_patch(old: Mapping[str, Any], seen: Observed, stamp: str) -> StatusUpdate:
@@ -57,20 +61,22 @@ def status_patch(old: Mapping[str, Any], seen: Observed, stamp: str) -> StatusUp
         "readyReplicas": seen.view.ready,
         "selector": seen.selector,
     }
-    if not seen.autoscaling or not old.get("recommendation"):
-        # Once the recommender has spoken, desiredReplicas is its answer (handlers/autoscale).
+    if not seen.autoscaling:
+        # With autoscaling, desiredReplicas is the recommender's alone (handlers/autoscale):
+        # two writers would overwrite each other's value from their own snapshots.
         wanted["desiredReplicas"] = seen.spec_replicas
     patch.update({k: v for k, v in wanted.items() if old.get(k) != v})
     warnings: list[Cond] = []
+    changed: list[dict[str, Any]] | None = None
     if not conditions_equal(before, conds):
-        patch["conditions"] = conds
+        changed = owned(conds, WORKLOAD_CONDITIONS)
         was = {c.get("type"): c for c in before}
         warnings = [
             c
             for c in new
             if (c.type, c.status) in _WARN and (was.get(c.type) or {}).get("reason") != c.reason
         ]
-    return StatusUpdate(patch, warnings)
+    return StatusUpdate(patch, warnings, changed)
 
 
 def invalid_status_patch(
@@ -83,6 +89,7 @@ def invalid_status_patch(
     if conditions_equal(before, conds) and old.get("observedGeneration") == generation:
         return StatusUpdate({}, [])
     return StatusUpdate(
-        {"conditions": conds, "observedGeneration": generation},
+        {"observedGeneration": generation},
         [Cond("Degraded", "True", "InvalidSpec", message)],
+        owned(conds, WORKLOAD_CONDITIONS),
     )

@@ -9,6 +9,9 @@ from typing import Any
 MANAGED_BY = "inference-operator"
 OWNER_LABEL = "infer.dev/deployment"
 FIELD_MANAGER = "inference-operator"
+# The status conditions' two writers, each applying only its own (api/conditions.py).
+WORKLOAD_MANAGER = f"{FIELD_MANAGER}-reconciler"
+SCALING_MANAGER = f"{FIELD_MANAGER}-autoscaler"
 PORT = 8000
 
 

@@ -19,15 +19,17 @@ from pydantic import ValidationError
 
 from inference_operator import runtime, telemetry
 from inference_operator.api.conditions import (
+    SCALING_CONDITIONS,
     Cond,
     conditions_equal,
+    owned,
     replacing,
     rfc3339,
     set_conditions,
     without_nulls,
 )
 from inference_operator.api.models import GROUP, PLURAL, VERSION, InferenceDeploymentSpec
-from inference_operator.builders.names import Owner
+from inference_operator.builders.names import SCALING_MANAGER, Owner
 from inference_operator.handlers import cache
 from inference_operator.kube import apply as kube
 from inference_operator.metrics.reader import Fleet, PrometheusReader
@@ -68,6 +70,18 @@ def decision_from_status(key: Key) -> Decision | None:
     return Decision(int(replicas), int(status.get("replicas") or 0), 0.0)
 
 
+def _apply_conditions(meta: kopf.Meta, conds: list[dict[str, Any]]) -> None:
+    """Ours only (ScalingActive, ScalingLimited): the reconciler applies the rest."""
+    kube.apply_status(
+        f"{GROUP}/{VERSION}",
+        "InferenceDeployment",
+        meta["name"],
+        meta["namespace"],
+        {"conditions": owned(conds, SCALING_CONDITIONS)},
+        SCALING_MANAGER,
+    )
+
+
 def decide(
     body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, indexes: Mapping[str, Any]
 ) -> None:
@@ -89,7 +103,7 @@ def decide(
         off = Cond("ScalingActive", "False", "AutoscalingDisabled", "spec.autoscaling.enabled")
         conds = set_conditions(old, [off], stamp, meta.get("generation"))
         if not conditions_equal(old, conds):
-            patch.status["conditions"] = conds
+            _apply_conditions(meta, conds)
         return
 
     owner = Owner(meta["name"], meta["namespace"], meta["uid"])
@@ -145,7 +159,7 @@ def decide(
         patch.status["signals"] = replacing(status.get("signals"), signals)
         changed = True
     if not conditions_equal(old, conds):
-        patch.status["conditions"] = conds
+        _apply_conditions(meta, conds)
         changed = True
         was: dict[str, Any] = next((c for c in old if c.get("type") == "ScalingActive"), {})
         if active.status == "False" and was.get("reason") != active.reason:

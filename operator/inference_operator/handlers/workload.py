@@ -25,7 +25,7 @@ from inference_operator.api.status import (
     status_patch,
 )
 from inference_operator.builders.gateway import gateway_name
-from inference_operator.builders.names import OWNER_LABEL, Owner
+from inference_operator.builders.names import OWNER_LABEL, WORKLOAD_MANAGER, Owner
 from inference_operator.builders.nodepool import OWNER_NAME, OWNER_NAMESPACE
 from inference_operator.builders.plan import Available, build_all
 from inference_operator.capacity.assess import assess
@@ -134,6 +134,16 @@ def _reconcile_workload(
 def _write(body: kopf.Body, patch: kopf.Patch, update: StatusUpdate) -> None:
     for key, value in update.patch.items():
         patch.status[key] = value
+    if update.conditions is not None:
+        meta = body.meta
+        kube.apply_status(
+            f"{GROUP}/{VERSION}",
+            "InferenceDeployment",
+            meta["name"],
+            meta["namespace"],
+            {"conditions": update.conditions},
+            WORKLOAD_MANAGER,
+        )
     for c in update.warnings:
         kopf.warn(body, reason=c.reason, message=c.message)
 

@@ -237,6 +237,30 @@ def patch_status(
     )
 
 
+def apply_status(
+    api_version: str,
+    kind: str,
+    name: str,
+    namespace: str | None,
+    status: dict[str, Any],
+    manager: str,
+) -> None:
+    """Server-side apply of the `status` fields `manager` owns: fields it applied before and
+    left out now are removed; other managers' fields (and list entries, in keyed lists) stay."""
+    meta: dict[str, Any] = {"name": name}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    body = {"apiVersion": api_version, "kind": kind, "metadata": meta, "status": status}
+    with telemetry.api_call("apply-status", kind):
+        resource(api_version, kind).status.server_side_apply(
+            body=apply_body(body),
+            name=name,
+            namespace=namespace,
+            field_manager=manager,
+            force_conflicts=True,
+        )
+
+
 def list_and_watch(
     api_version: str,
     kind: str,

@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 
 from inference_operator.api.conditions import Cond, WorkloadView, deployment_view
-from inference_operator.api.status import Observed, invalid_status_patch, status_patch
+from inference_operator.api.status import (
+    Observed,
+    StatusUpdate,
+    invalid_status_patch,
+    status_patch,
+)
 
 # WorkloadView(desired, replicas, ready, updated, available, generation, observed_generation)
 CASES: list[tuple[str, WorkloadView, dict[str, tuple[str, str]]]] = [
@@ -139,27 +144,60 @@ def _written(old: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _after(old: dict[str, Any], update: StatusUpdate) -> dict[str, Any]:
+    """`old` after the merge patch and the server-side apply of the conditions (keyed by type:
+    the entries of the reconciler's types are replaced, the others kept)."""
+    out = _written(old, update.patch)
+    if update.conditions is not None:
+        mine = {c["type"] for c in update.conditions}
+        kept = [c for c in out.get("conditions") or [] if c["type"] not in mine]
+        out["conditions"] = [*kept, *update.conditions]
+    return out
+
+
 def test_second_pass_over_the_same_world_writes_nothing() -> None:
-    seen = _seen(WorkloadView(2, 2, 2, 2, 2, 1, 1))
+    seen = _seen(WorkloadView(2, 2, 2, 2, 2, 1, 1), autoscaling=False)
     first = status_patch({}, seen, "t1")
     assert first.patch["readyReplicas"] == 2 and first.patch["observedGeneration"] == 3
     assert first.patch["desiredReplicas"] == 2
-    second = status_patch(_written({}, first.patch), seen, "t2")
-    assert second.patch == {} and second.warnings == []
+    assert first.conditions is not None
+    second = status_patch(_after({}, first), seen, "t2")
+    assert second.patch == {} and second.conditions is None and second.warnings == []
 
 
-def test_desired_replicas_belong_to_the_recommender_once_it_spoke() -> None:
-    old = {"recommendation": {"replicas": 4}, "desiredReplicas": 4}
-    assert "desiredReplicas" not in status_patch(old, _seen(WorkloadView(2, 2, 2, 2)), "t").patch
+def test_desired_replicas_belong_to_the_recommender_when_autoscaling() -> None:
+    # Even before it first spoke: two writers of one field overwrite each other's value.
+    for old in ({}, {"recommendation": {"replicas": 4}, "desiredReplicas": 4}):
+        assert (
+            "desiredReplicas" not in status_patch(old, _seen(WorkloadView(2, 2, 2, 2)), "t").patch
+        )
     off = _seen(WorkloadView(2, 2, 2, 2), autoscaling=False)
-    assert status_patch(old, off, "t").patch["desiredReplicas"] == 2
+    assert status_patch({"desiredReplicas": 4}, off, "t").patch["desiredReplicas"] == 2
+
+
+def test_conditions_written_are_the_reconcilers_only() -> None:
+    """The autoscaler's conditions in `old` are neither written back nor dropped: a pass that
+    read them before the autoscaler changed them must not put the old ones back."""
+    scaling = {"type": "ScalingActive", "status": "True", "reason": "ValidMetrics"}
+    update = status_patch({"conditions": [scaling]}, _seen(WorkloadView(1, 1, 1, 1, 1, 1, 1)), "t")
+    assert update.conditions is not None
+    types = {c["type"] for c in update.conditions}
+    assert types == {
+        "Ready",
+        "Progressing",
+        "Degraded",
+        "Reconciling",
+        "Stalled",
+        "CapacityPlanned",
+    }
+    assert "conditions" not in update.patch
 
 
 def test_warnings_once_per_new_reason() -> None:
     stuck = _seen(WorkloadView(1, 1, 0, 1, 0, 1, 1, unschedulable="no nodes"))
     first = status_patch({}, stuck, "t1")
     assert [c.reason for c in first.warnings] == ["InsufficientCapacity"]
-    again = status_patch(_written({}, first.patch), stuck, "t2")
+    again = status_patch(_after({}, first), stuck, "t2")
     assert again.warnings == []
 
 
@@ -172,5 +210,6 @@ def test_dropped_capacity_keys_are_nulled() -> None:
 def test_invalid_spec_is_reported_once_per_generation() -> None:
     first = invalid_status_patch({}, "spec.x: bad", 2, "t1")
     assert [c.reason for c in first.warnings] == ["InvalidSpec"]
-    assert invalid_status_patch(_written({}, first.patch), "spec.x: bad", 2, "t2").patch == {}
+    again = invalid_status_patch(_after({}, first), "spec.x: bad", 2, "t2")
+    assert again.patch == {} and again.conditions is None
     assert invalid_status_patch(_written({}, first.patch), "spec.x: bad", 3, "t3").patch
