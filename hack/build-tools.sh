@@ -10,6 +10,7 @@ export GOTOOLCHAIN=local GOWORK=off GOFLAGS=-buildvcs=false CGO_ENABLED=0
 KV=v1.36.3           # k8s.io/kubernetes, see hack/tools/k8s/go.mod
 KWOK=v0.8.0 HELM=v4.3.1 ETCD=v3.6.16
 PROM3=3.16.0        # github.com/prometheus/prometheus v0.316.0, see hack/tools/prometheus/go.mod
+KEDA=2.20.2         # github.com/kedacore/keda/v2, see hack/tools/keda/go.mod (its replace block)
 
 cache="${INFERENCE_OPERATOR_CACHE:-$HOME/.cache/inference-operator}"
 # One directory of links per combination of everything below; each binary is kept under a key of
@@ -53,6 +54,15 @@ build helm helm helm.sh/helm/v4/cmd/helm "-X helm.sh/helm/v4/internal/version.ve
 build prometheus prometheus3 github.com/prometheus/prometheus/cmd/prometheus \
   "-X github.com/prometheus/common/version.Version=$PROM3"
 
+# The real KEDA: its operator (ScaledObject -> HPA, activation, fallback) and its metrics API
+# server (external.metrics.k8s.io, which the HPA controller reads through the aggregator).
+keda_ldf="-X github.com/kedacore/keda/v2/version.Version=$KEDA -X github.com/kedacore/keda/v2/version.GitCommit=v$KEDA"
+build keda keda-operator github.com/kedacore/keda/v2/cmd/operator "$keda_ldf"
+build keda keda-adapter github.com/kedacore/keda/v2/cmd/adapter "$keda_ldf"
+
+# KEDA's eventing CRDs (which its operator watches) are read from the module cache at run time.
+(cd "$here/tools/keda" && go mod download -json github.com/kedacore/keda/v2@v$KEDA) \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])' > "$out/keda-module-dir"
 # kwok ships no stages in its binary: they are read from the module cache at run time.
 (cd "$here/tools/kwok" && go mod download -json sigs.k8s.io/kwok@$KWOK) \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])' > "$out/kwok-module-dir"

@@ -1,7 +1,7 @@
 """The live loop's surroundings on loopback, for the e2e test and `make run`: a fake vLLM per
 scheduled pod, the gateway in front of them, a real Prometheus (Debian's 2.42 or Prometheus 3)
-scraping both, the KEDA/HPA stand-in calling the operator's gRPC scaler, and a timeline of what
-happened."""
+scraping both, and a timeline of what happened. KEDA and the HPA are the real ones, run beside
+the control plane (hack/localkeda.py); this loop only watches what they do."""
 
 from __future__ import annotations
 
@@ -12,15 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-# The test doubles (fake vLLM pods, the KEDA/HPA stand-in) live with the tests, not in the
-# shipped package; `make run` uses them too.
+# The test doubles (fake vLLM pods) live with the tests, not in the shipped package; `make run`
+# uses them too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from localprom import LocalPrometheus
 from timeline import Row, Timeline
 
 from doubles.fake_pods import FakePods
-from doubles.keda_standin import Action, KedaStandIn
 from inference_operator.bench.simulator.profiles import PROFILES
 from inference_operator.gateway.proxy import Limits
 from inference_operator.gateway.run import Running, start_in_thread
@@ -38,7 +37,6 @@ class LiveLoop:
         max_num_seqs: int = 4,
         speed: float = 0.2,
         limits: Limits | None = None,
-        keda_period: float | None = 1.0,
         prometheus_version: str = "2.42",
     ) -> None:
         self.prometheus_version = prometheus_version
@@ -53,12 +51,9 @@ class LiveLoop:
         )
         self.gateway: Running | None = None
         self.prometheus: LocalPrometheus | None = None
-        self.keda = KedaStandIn(namespace, period=keda_period, on_action=self._action)
+        self._last_replicas: int | None = None
         self.drive: Drive | None = None
         self.timeline = Timeline(self.sample)
-
-    def _action(self, a: Action) -> None:
-        self.timeline.decisions.append({"t": a.at, "from": a.before, "to": a.after, "why": a.why})
 
     def start(self) -> LiveLoop:
         self.pods.start()
@@ -80,13 +75,11 @@ class LiveLoop:
             ],
             version=self.prometheus_version,
         ).start()
-        self.keda.start()
         self.timeline.start()
         return self
 
     def stop(self) -> None:
         self.timeline.stop()
-        self.keda.stop()
         if self.gateway:
             self.gateway.stop.set()
         self.pods.stop()
@@ -112,12 +105,21 @@ class LiveLoop:
         if self.gateway is not None:
             waiting = float(sum(r.waiting for r in list(self.gateway.gateway.routes.values())))
         in_vllm = float(sum(len(r.fake.engine.waiting) for r in list(self.pods.replicas.values())))
+        now = time.time()
+        replicas = int((obj.get("spec") or {}).get("replicas") or 0)
+        if self._last_replicas is not None and replicas != self._last_replicas:
+            # KEDA (0 <-> 1) or the HPA (above 1) wrote /scale; the recommender said why.
+            why = (status.get("recommendation") or {}).get("reason") or ""
+            self.timeline.decisions.append(
+                {"t": now, "from": self._last_replicas, "to": replicas, "why": why}
+            )
+        self._last_replicas = replicas
         return Row(
-            t=time.time(),
+            t=now,
             offered_rps=self.drive.offered if self.drive else 0.0,
             gateway_waiting=waiting,
             vllm_waiting=in_vllm,
-            replicas=int((obj.get("spec") or {}).get("replicas") or 0),
+            replicas=replicas,
             desired=status.get("desiredReplicas"),
             ready=int(status.get("readyReplicas") or 0),
         )

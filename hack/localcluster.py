@@ -187,6 +187,7 @@ class LocalCluster:
     etcd_port: int = 0
     token: str = ""
     operator_token: str = ""
+    hpa_sync_seconds: int = 3
 
     @property
     def kubeconfig(self) -> Path:
@@ -240,10 +241,14 @@ class LocalCluster:
         os.kill(self.procs[name].pid, signal.SIGCONT)
 
     # --- pieces ----------------------------------------------------------------------------
-    def _run(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, name: str, args: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start a process this cluster owns: logged to <state>/<name>.log, stopped by stop()."""
         log = open(self.state / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
         proc = subprocess.Popen(
             args,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -255,9 +260,8 @@ class LocalCluster:
     def _openssl(self, *args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=self.state / "pki")
 
-    def _pki(self) -> None:
-        pki = self.state / "pki"
-        pki.mkdir(parents=True, exist_ok=True)
+    def ca(self, name: str, cn: str) -> Path:
+        """A self-signed CA in the PKI directory: <name>.crt and <name>.key."""
         self._openssl(
             "req",
             "-x509",
@@ -267,54 +271,59 @@ class LocalCluster:
             "-days",
             "3650",
             "-subj",
-            "/CN=inference-operator-test-ca",
+            f"/CN={cn}",
             "-keyout",
-            "ca.key",
+            f"{name}.key",
             "-out",
-            "ca.crt",
+            f"{name}.crt",
             "-addext",
             "basicConstraints=critical,CA:TRUE",
             "-addext",
             "keyUsage=critical,keyCertSign,cRLSign",
         )
-        (pki / "srv.ext").write_text(
+        return self.state / "pki" / f"{name}.crt"
+
+    def issue(
+        self, name: str, cn: str, usage: str, sans: tuple[str, ...] = (), ca: str = "ca"
+    ) -> tuple[Path, Path]:
+        """A certificate signed by `ca` for `usage` (serverAuth, clientAuth or both, comma
+        separated) with subject alternative names like DNS:x or IP:y: (<name>.crt, <name>.key)."""
+        ext = (
             "basicConstraints=CA:FALSE\n"
             "keyUsage=critical,digitalSignature,keyEncipherment\n"
-            "extendedKeyUsage=serverAuth\n"
+            f"extendedKeyUsage={usage}\n"
             "subjectKeyIdentifier=hash\n"
             "authorityKeyIdentifier=keyid,issuer\n"
-            "subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
-            "DNS:kubernetes.default.svc,IP:127.0.0.1\n"
         )
+        if sans:
+            ext += f"subjectAltName={','.join(sans)}\n"
+        pki = self.state / "pki"
+        (pki / f"{name}.ext").write_text(ext)
         self._openssl(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=kube-apiserver",
-            "-keyout",
-            "apiserver.key",
-            "-out",
-            "apiserver.csr",
-        )
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr",
+        )  # fmt: skip
         self._openssl(
-            "x509",
-            "-req",
-            "-in",
-            "apiserver.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "3650",
-            "-extfile",
-            "srv.ext",
-            "-out",
-            "apiserver.crt",
-        )
+            "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
+            "-CAcreateserial", "-days", "3650", "-extfile", f"{name}.ext", "-out", f"{name}.crt",
+        )  # fmt: skip
+        return pki / f"{name}.crt", pki / f"{name}.key"
+
+    def _pki(self) -> None:
+        pki = self.state / "pki"
+        pki.mkdir(parents=True, exist_ok=True)
+        self.ca("ca", "inference-operator-test-ca")
+        self.issue(
+            "apiserver",
+            "kube-apiserver",
+            "serverAuth",
+            ("DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default",
+             "DNS:kubernetes.default.svc", "IP:127.0.0.1"),
+        )  # fmt: skip
+        # The aggregation layer: kube-apiserver proxies to extension API servers (KEDA's metrics
+        # server) as front-proxy-client, and they trust the user it names through this CA.
+        self.ca("front-proxy-ca", "front-proxy-ca")
+        self.issue("front-proxy-client", "front-proxy-client", "clientAuth", ca="front-proxy-ca")
         self._openssl("genrsa", "-out", "sa.key", "2048")
         self._openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
         self.token = secrets.token_hex(32)
@@ -338,7 +347,7 @@ class LocalCluster:
     def _start_etcd(self) -> None:
         self.etcd_port, peer = free_port(), free_port()
         client, peer_url = f"http://127.0.0.1:{self.etcd_port}", f"http://127.0.0.1:{peer}"
-        self._run(
+        self.spawn(
             "etcd",
             [
                 str(self.bin_dir / "etcd"),
@@ -362,7 +371,7 @@ class LocalCluster:
         pki = self.state / "pki"
         if not self.api_port:
             self.api_port = free_port()
-        self._run(
+        self.spawn(
             "kube-apiserver",
             [
                 str(self.bin_dir / "kube-apiserver"),
@@ -377,6 +386,13 @@ class LocalCluster:
                 f"--tls-private-key-file={pki / 'apiserver.key'}",
                 f"--client-ca-file={pki / 'ca.crt'}",
                 f"--token-auth-file={pki / 'tokens.csv'}",
+                f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+                f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
                 "--authorization-mode=Node,RBAC",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-account-key-file={pki / 'sa.pub'}",
@@ -422,7 +438,7 @@ class LocalCluster:
             "--bind-address=127.0.0.1",
             "--leader-elect=false",
         ]
-        self._run(
+        self.spawn(
             "kube-controller-manager",
             [
                 str(self.bin_dir / "kube-controller-manager"),
@@ -437,9 +453,12 @@ class LocalCluster:
                 "--kube-api-burst=400",
                 # Fake nodes never run pods for real; give evictions no reason to fire in tests.
                 "--node-monitor-grace-period=120s",
+                # The HPA controller's pass: 15 s in Kubernetes, shorter here so the e2e live
+                # loop on the real KEDA -> HPA chain takes minutes, not tens of minutes.
+                f"--horizontal-pod-autoscaler-sync-period={self.hpa_sync_seconds}s",
             ],
         )
-        self._run(
+        self.spawn(
             "kube-scheduler",
             [
                 str(self.bin_dir / "kube-scheduler"),
@@ -462,7 +481,7 @@ class LocalCluster:
             "---\n" + (module_dir / "kustomize" / "stage" / s).read_text() for s in KWOK_STAGES
         )
         (self.state / "kwok-stages.yaml").write_text(stages)
-        self._run(
+        self.spawn(
             "kwok",
             [
                 str(self.bin_dir / "kwok"),

@@ -1,7 +1,9 @@
 """`make run`: the local control plane, our CRDs and the upstream ones, the operator against it,
 the examples applied, and the live loop: simulated traffic through the gateway to fake vLLM
-replicas, Prometheus scraping them, the operator's recommender and gRPC scaler, and KEDA's and
-the HPA's part played by a stand-in. A table shows replicas following the load.
+replicas, Prometheus scraping them, the operator's recommender and gRPC scaler, the real KEDA
+(operator and metrics API server, hack/localkeda.py) and the HPA controller of the control plane.
+A table shows replicas following the load; `kubectl get scaledobject` shows KEDA's READY and
+ACTIVE.
 
     python hack/run_local.py [--duration SECONDS] [--no-traffic]
 
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING
 from localcluster import LocalCluster, build_tools, free_port
 
 ROOT_EXAMPLE = "llama-3-8b"
+KEDA_VERSION = "2.20.2"  # hack/tools/keda/go.mod
 # Requests per second through the gateway, in (seconds, rate) phases: a ramp up, a plateau,
 # a drop to nothing (scale-down, then to the minimum), again and again.
 TRAFFIC = [(20, 0.5), (30, 2.0), (40, 5.0), (60, 8.0), (40, 3.0), (120, 0.0)]
@@ -80,7 +83,12 @@ def main() -> int:
         nodes = cluster.create_fake_nodes()
         for f in crd_files():
             cluster.kubectl("apply", "--server-side", "-f", str(f))
+        from localkeda import SCALER_AUTH, LocalKeda, scaler_tls
+
+        t0 = time.monotonic()
+        LocalKeda(cluster).start()
         print(f"control plane up in {cluster.startup_seconds:.1f}s with {len(nodes)} fake nodes")
+        print(f"KEDA {KEDA_VERSION} up in {time.monotonic() - t0:.1f}s")
         print(f"  export KUBECONFIG={cluster.kubeconfig}", flush=True)
         os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
         scaler_port = free_port()
@@ -93,15 +101,16 @@ def main() -> int:
             "INFOP_AUTOSCALE_SECONDS": "2",
             "INFOP_SCALER_PORT": str(scaler_port),
             "INFOP_SCALER_ADDRESS": f"127.0.0.1:{scaler_port}",
+            # KEDA reaches the scaler over mutual TLS, as the chart sets it up.
+            "INFOP_SCALER_TLS_DIR": str(scaler_tls(cluster)),
+            "INFOP_SCALER_TRIGGER_AUTH": SCALER_AUTH,
         }
         if not args.no_traffic:
             from liveloop import LiveLoop
 
             # An L40S-like replica at half speed, 8 sequences at a time: ~3.5 req/s each, about
             # the example's requestsPerSecondPerReplica.
-            loop = LiveLoop(
-                "default", ROOT_EXAMPLE, max_num_seqs=8, speed=0.5, keda_period=2.0
-            ).start()
+            loop = LiveLoop("default", ROOT_EXAMPLE, max_num_seqs=8, speed=0.5).start()
             assert loop.prometheus is not None
             env["INFOP_PROMETHEUS_URL"] = loop.prometheus.url
             print(f"gateway {loop.url}, prometheus {loop.prometheus.url}", flush=True)

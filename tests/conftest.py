@@ -61,6 +61,20 @@ def solo(cluster: object) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def keda(cluster: object) -> object:
+    """The real KEDA operator and metrics API server (hack/localkeda.py) on the session's local
+    control plane; the HPA controller in its kube-controller-manager reads KEDA's metrics."""
+    from localkeda import LocalKeda
+
+    from kubeharness import Cluster
+
+    assert isinstance(cluster, Cluster)
+    if cluster.process is None:
+        pytest.skip("KEDA is started only beside the local control plane (INFOP_KUBECONFIG set)")
+    return LocalKeda(cluster.process).start()
+
+
+@pytest.fixture(scope="session")
 def operator_running(cluster: object) -> Iterator[object]:
     """The operator, in-process (kopf.testing.KopfRunner), against the session's cluster."""
     from kubeharness import Cluster
@@ -84,6 +98,13 @@ def operator_running(cluster: object) -> Iterator[object]:
     os.environ.setdefault("INFOP_SCALER_PORT", str(scaler_port))
     os.environ.setdefault("INFOP_SCALER_ADDRESS", f"127.0.0.1:{scaler_port}")
     os.environ.setdefault("INFOP_BIND_HOST", "127.0.0.1")
+    os.environ.setdefault("INFOP_METRICS_PORT", str(free_port()))  # 8080 may be taken
+    if cluster.process is not None and "INFOP_SCALER_TLS_DIR" not in os.environ:
+        # KEDA reaches the scaler over mutual TLS, as the chart sets it up (hack/localkeda.py).
+        from localkeda import SCALER_AUTH, scaler_tls
+
+        os.environ["INFOP_SCALER_TLS_DIR"] = str(scaler_tls(cluster.process))
+        os.environ["INFOP_SCALER_TRIGGER_AUTH"] = SCALER_AUTH
     from kopf.testing import KopfRunner
 
     # Namespaces named solo-* belong to tests that run their own operator process.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from inference_operator.api.defaults import DEFAULT_IMAGE, DEFAULT_PROMETHEUS_URL
 
@@ -36,6 +36,19 @@ class Settings(BaseModel):
         "unset: ScaledObjects use Prometheus triggers only.",
         pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$",
     )
+    scaler_tls_dir: str | None = Field(
+        None,
+        description="Directory with tls.crt and tls.key (a mounted Secret) for the scaler's gRPC "
+        "port; with a ca.crt there too, KEDA must present a client certificate it signed "
+        "(mutual TLS). Unset: plaintext.",
+    )
+    scaler_trigger_auth: str | None = Field(
+        None,
+        description="The ClusterTriggerAuthentication with which KEDA reaches the scaler over "
+        "TLS (caCert; tlsClientCert and tlsClientKey for mutual TLS). Needed with "
+        "scaler_tls_dir.",
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+    )
     prometheus_url: str = Field(
         DEFAULT_PROMETHEUS_URL,
         description="Prometheus for InferenceDeployments that do not name one.",
@@ -50,6 +63,15 @@ class Settings(BaseModel):
     bind_host: str = Field("0.0.0.0", description="Address the metrics and health ports bind.")
     metrics_port: int = Field(8080, ge=0, le=65535, description="Operator /metrics port; 0 off.")
     health_port: int = Field(8081, ge=0, le=65535, description="kopf liveness port; 0 off.")
+
+    @model_validator(mode="after")
+    def _tls_pairs(self) -> Settings:
+        if self.scaler_tls_dir and self.scaler_address and not self.scaler_trigger_auth:
+            raise ValueError(
+                "scaler_tls_dir needs scaler_trigger_auth: KEDA cannot verify the scaler's "
+                "certificate without the CA a ClusterTriggerAuthentication gives it"
+            )
+        return self
 
 
 class SettingsError(ValueError):
@@ -68,6 +90,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     except ValidationError as e:
         problems = "; ".join(
             f"INFOP_{str(err['loc'][0]).upper()}={raw.get(str(err['loc'][0]))!r}: {err['msg']}"
+            if err["loc"]
+            else str(err["msg"])  # a rule across fields
             for err in e.errors()
         )
         raise SettingsError(f"invalid operator settings: {problems}") from None

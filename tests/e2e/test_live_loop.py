@@ -1,10 +1,12 @@
 """The live loop end to end on the real control plane.
 
-Real: kube-apiserver, etcd, controller-manager (Deployment, ReplicaSet, EndpointSlice
-controllers), scheduler, kwok nodes, Debian's Prometheus, the operator (in-process) with its gRPC
-scaler, the gateway, the recommender. Stand-ins: a fake vLLM per Ready pod on its own loopback
-address (kwok pods run nothing), and tests/doubles/keda_standin.py playing KEDA and the HPA
-(why: its docstring). Load comes from an open-loop generator through the gateway.
+Real: kube-apiserver, etcd, controller-manager (Deployment, ReplicaSet, EndpointSlice and HPA
+controllers), scheduler, kwok nodes, Prometheus (Debian's 2.42 and 3), KEDA's operator and
+metrics API server (hack/localkeda.py), the operator (in-process) with its gRPC scaler, the
+gateway, the recommender. The chain: our ScaledObject -> KEDA makes the HPA and handles 0 <-> 1
+-> the HPA reads our scaler's metric through the aggregator and KEDA -> /scale of the
+InferenceDeployment -> its Deployment. Stand-in: a fake vLLM per Ready pod on its own loopback
+address (kwok pods run nothing). Load comes from an open-loop generator through the gateway.
 
 The timeline is saved as JSON and a PNG (docs/live-loop.png when INFOP_E2E_DOCS=1).
 """
@@ -51,6 +53,7 @@ def infd(prometheus_url: str) -> dict[str, Any]:
                 "maxReplicas": 6,
                 "scaleToZero": {"idleAfter": "15s"},
                 "startupTime": "5s",
+                "pollingInterval": "1s",
                 "targets": {"queuePerReplica": 2},
                 "behavior": {"scaleDown": {"stabilizationWindow": "10s", "maxPercent": 100}},
                 "prometheus": {"url": prometheus_url},
@@ -67,7 +70,11 @@ def _run_in_thread(drive: Drive) -> threading.Thread:
 
 @pytest.fixture
 def loop(
-    cluster: Cluster, namespace: str, operator_running: object, request: pytest.FixtureRequest
+    cluster: Cluster,
+    namespace: str,
+    keda: object,
+    operator_running: object,
+    request: pytest.FixtureRequest,
 ) -> Iterator[LiveLoop]:
     wait_until_serving(cluster, namespace)
     version = getattr(request, "param", "2.42")
@@ -85,7 +92,7 @@ def loop(
             ROOT / "docs/live-loop.json" if docs else out,
             ROOT / "docs/live-loop.png" if docs else None,
             "InferenceDeployment 'chat': gateway -> fake vLLM pods, Prometheus, recommender, "
-            "gRPC scaler, KEDA/HPA stand-in",
+            "gRPC scaler, KEDA, HPA",
         )
 
 
@@ -142,7 +149,20 @@ def test_scales_from_zero_up_under_load_and_back_to_zero(
         assert ready >= 3, (replicas, ready)
         return True
 
-    eventually(grew, timeout=60)
+    eventually(grew, timeout=90)
+    # KEDA's own account: the ScaledObject Ready and Active, and the HPA it made carries the
+    # behavior we asked for, tolerance 0 included (the recommender's answer passes through).
+    scaled = cluster.get("ScaledObject", NAME, namespace) or {}
+    kconds = {c["type"]: c["status"] for c in (scaled.get("status") or {}).get("conditions") or []}
+    assert kconds.get("Ready") == "True" and kconds.get("Active") == "True", kconds
+    hpa_name = (scaled.get("status") or {}).get("hpaName") or f"keda-hpa-{NAME}"
+    hpa = cluster.get("HorizontalPodAutoscaler", hpa_name, namespace) or {}
+    asked = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    made = hpa["spec"]["behavior"]
+    for direction in ("scaleUp", "scaleDown"):
+        assert made[direction]["policies"] == asked[direction]["policies"], made
+        assert str(made[direction]["tolerance"]) == "0", made
+    assert hpa["spec"]["scaleTargetRef"]["kind"] == "InferenceDeployment", hpa["spec"]
     driver.join(timeout=400)
     assert not driver.is_alive()
     samples: list[Sample] = [s for _, s in drive.results]
@@ -217,3 +237,45 @@ def test_prometheus_outage_holds_replicas_and_recovers(
 
     eventually(scaled_down, timeout=120)
     loop.timeline.notes["prometheus_outage"] = {"held_replicas": 3, "held_seconds": 45}
+
+
+def test_keda_fallback_holds_replicas_while_the_scaler_is_down(
+    loop: LiveLoop, cluster: Cluster, namespace: str
+) -> None:
+    """Our scaler unreachable: the real KEDA counts failures and, past `fallback`'s threshold,
+    answers the HPA with the fallback replicas (currentReplicasIfHigher: never below what runs).
+    Back up: KEDA leaves fallback and the recommendation scales down again."""
+    import inference_operator.handlers as handlers
+
+    assert loop.prometheus is not None
+    spec = infd(loop.prometheus.url)
+    spec["metadata"] = {"name": NAME, "namespace": namespace}
+    spec["spec"]["replicas"] = 3
+    spec["spec"]["autoscaling"].update({"minReplicas": 1})
+    del spec["spec"]["autoscaling"]["scaleToZero"]
+    cluster.apply(spec)
+
+    def ready(n: int) -> bool:
+        assert _replicas(cluster, namespace) == (n, n)
+        return True
+
+    def fallback(status: str) -> bool:
+        scaled = cluster.get("ScaledObject", NAME, namespace) or {}
+        conds = {c["type"]: c for c in (scaled.get("status") or {}).get("conditions") or []}
+        assert (conds.get("Fallback") or {}).get("status") == status, conds
+        return True
+
+    eventually(lambda: ready(3), timeout=60)
+    handlers.stop_scaler()
+    try:
+        eventually(lambda: fallback("True"), timeout=90, what="KEDA in fallback")
+        # No load, and the recommender wants 1: yet nothing scales below what runs.
+        held_until = time.monotonic() + 20
+        while time.monotonic() < held_until:
+            assert _replicas(cluster, namespace)[0] == 3
+            time.sleep(1)
+    finally:
+        handlers.start_scaler()
+    eventually(lambda: fallback("False"), timeout=90, what="KEDA out of fallback")
+    eventually(lambda: ready(1), timeout=120)
+    loop.timeline.notes["keda_fallback"] = {"held_replicas": 3}

@@ -4,6 +4,7 @@ operator running with nothing but the chart's ServiceAccount permissions."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -47,6 +48,9 @@ def helm(cluster: Cluster, *args: str, check: bool = True) -> subprocess.Complet
 def release_ns(cluster: Cluster) -> Iterator[str]:
     name = f"solo-chart-{uuid.uuid4().hex[:6]}"
     cluster.create_namespace(name)
+    # The scaler's TLS puts KEDA's client Secret in KEDA's namespace (scaler.tls.kedaNamespace).
+    keda_ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "keda"}}
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(keda_ns))
     yield name
     cluster.delete_namespace(name)
 

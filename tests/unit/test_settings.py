@@ -25,3 +25,11 @@ def test_operator_refuses_to_start_on_bad_settings(
     monkeypatch.setenv("INFOP_LOG_FORMAT", "xml")
     assert main(["run"]) == 2
     assert "INFOP_LOG_FORMAT='xml'" in capsys.readouterr().err
+
+
+def test_tls_without_the_trigger_authentication_is_refused_naming_both() -> None:
+    with pytest.raises(SettingsError) as e:
+        load_settings(
+            {"INFOP_SCALER_TLS_DIR": "/tls", "INFOP_SCALER_ADDRESS": "op.system.svc:6000"}
+        )
+    assert "scaler_tls_dir" in str(e.value) and "scaler_trigger_auth" in str(e.value)

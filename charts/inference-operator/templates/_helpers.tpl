@@ -20,3 +20,14 @@ app.kubernetes.io/component: operator
 {{- define "infop.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
+
+{{- /* The scaler's TLS: the ClusterTriggerAuthentication KEDA dials it with, and the Secrets. */ -}}
+{{- define "infop.scalerAuth" -}}
+{{ printf "%s-%s-scaler" .Release.Namespace (include "infop.fullname" .) | trunc 253 }}
+{{- end -}}
+{{- define "infop.scalerTlsSecret" -}}
+{{ printf "%s-scaler-tls" (include "infop.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end -}}
+{{- define "infop.scalerClientSecret" -}}
+{{ printf "%s-%s-scaler-client" .Release.Namespace (include "infop.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end -}}

@@ -517,6 +517,14 @@ class AutoscalingSpec(Base):
         pattern=DURATION_PATTERN,
         max_length=16,
     )
+    polling_interval: str = Field(
+        "15s",
+        description="How often KEDA asks the scaler whether a model at zero has demand (its "
+        "pollingInterval; whole seconds, at least 1s). The HPA's own period, set on the "
+        "cluster, paces scaling above one replica.",
+        pattern=DURATION_PATTERN,
+        max_length=16,
+    )
     prometheus: PrometheusSpec = Field(
         default_factory=PrometheusSpec, description="Where the metrics are."
     )

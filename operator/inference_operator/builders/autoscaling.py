@@ -67,10 +67,13 @@ def build_trigger_authentication(
     }
 
 
-def external_trigger(owner: Owner, scaler_address: str) -> dict[str, Any]:
+def external_trigger(
+    owner: Owner, scaler_address: str, tls_auth: str | None = None
+) -> dict[str, Any]:
     """The operator's own scaler: KEDA asks it IsActive/GetMetrics and the HPA lands on the
-    recommender's replica count (scaling/hpa.py explains the arithmetic)."""
-    return {
+    recommender's replica count (scaling/hpa.py explains the arithmetic). With `tls_auth`, KEDA
+    dials it over TLS with the CA (and client certificate) of that ClusterTriggerAuthentication."""
+    trigger: dict[str, Any] = {
         "type": "external",
         "name": "recommender",
         "metricType": "AverageValue",
@@ -81,6 +84,10 @@ def external_trigger(owner: Owner, scaler_address: str) -> dict[str, Any]:
             "targetSize": _number(TARGET_PER_REPLICA),
         },
     }
+    if tls_auth is not None:
+        trigger["metadata"]["enableTLS"] = "true"
+        trigger["authenticationRef"] = {"name": tls_auth, "kind": "ClusterTriggerAuthentication"}
+    return trigger
 
 
 def _policy(kind: str, value: int, period: int) -> dict[str, Any]:
@@ -127,6 +134,7 @@ def build_scaled_object(
     spec: InferenceDeploymentSpec,
     scaler_address: str | None = None,
     prometheus_url: str = DEFAULT_PROMETHEUS_URL,
+    scaler_tls_auth: str | None = None,
 ) -> dict[str, Any]:
     a = spec.autoscaling
     q = queries(owner)
@@ -153,7 +161,7 @@ def build_scaled_object(
 
     triggers: list[dict[str, Any]] = []
     if scaler_address is not None:
-        triggers.append(external_trigger(owner, scaler_address))
+        triggers.append(external_trigger(owner, scaler_address, scaler_tls_auth))
     if scaler_address is None or a.prometheus_triggers:
         # Any waiting request wakes a model at zero; KV and RPS say nothing at zero replicas.
         triggers += [
@@ -180,7 +188,7 @@ def build_scaled_object(
             },
             "minReplicaCount": a.min_replicas,
             "maxReplicaCount": a.max_replicas,
-            "pollingInterval": 15,
+            "pollingInterval": max(1, round(seconds(a.polling_interval))),
             "cooldownPeriod": cooldown,
             # A scaler unreachable three times in a row: keep what runs rather than shrink.
             "fallback": {

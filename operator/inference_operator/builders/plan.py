@@ -30,6 +30,8 @@ class Available:
     karpenter: bool = False
     # Where KEDA reaches the operator's external scaler; None: Prometheus triggers only.
     scaler_address: str | None = None
+    # The ClusterTriggerAuthentication for a scaler that serves TLS; None: plaintext.
+    scaler_tls_auth: str | None = None
     # The Prometheus for specs that name none (the operator's INFOP_PROMETHEUS_URL).
     prometheus_url: str = DEFAULT_PROMETHEUS_URL
     # The operator's image, which also runs the gateway.
@@ -70,7 +72,11 @@ def build_all(
     keda_objs: list[dict[str, Any]] = []
     if spec.autoscaling.enabled and available.keda:
         scaled = build_scaled_object(
-            owner, spec, available.scaler_address, available.prometheus_url
+            owner,
+            spec,
+            available.scaler_address,
+            available.prometheus_url,
+            available.scaler_tls_auth,
         )
         uses_prometheus = any(t["type"] == "prometheus" for t in scaled["spec"]["triggers"])
         auth = build_trigger_authentication(owner, spec) if uses_prometheus else None

@@ -42,10 +42,17 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Kinds served now are read from kopf's indexes; a kind whose CRD arrives later is read
     # with GETs until the next restart (kopf may not watch it in one-namespace mode).
     cache.CACHED = cache.served_kinds(kube.has_kind)
-    global _scaler, _metrics_served
+    global _metrics_served
     if ours.metrics_port and not _metrics_served:
         telemetry.serve(ours.bind_host, ours.metrics_port)
         _metrics_served = True
+    start_scaler()
+
+
+def start_scaler() -> None:
+    """The gRPC external scaler KEDA calls (when a port is configured and it is not running)."""
+    global _scaler
+    ours = runtime.settings()
     if ours.scaler_port and _scaler is None:
         # A decision two timer periods old means this replica's timer no longer runs.
         _scaler = ScalerServer(
@@ -53,6 +60,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
             ours.scaler_port,
             autoscale.decision_from_status,
             max_age=2 * ours.autoscale_seconds,
+            tls_dir=ours.scaler_tls_dir,
         )
         _scaler.start()
 

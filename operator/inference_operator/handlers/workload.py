@@ -83,6 +83,7 @@ def _reconcile_workload(
         keda=kube.has_kind("keda.sh/v1alpha1", "ScaledObject"),
         karpenter=kube.has_kind("karpenter.sh/v1", "NodePool"),
         scaler_address=settings.scaler_address if settings.scaler_port else None,
+        scaler_tls_auth=settings.scaler_trigger_auth if settings.scaler_tls_dir else None,
         prometheus_url=settings.prometheus_url,
         operator_image=settings.image,
     )

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -110,6 +111,17 @@ class ExternalScaler(services.ExternalScalerServicer):  # type: ignore[misc,name
         )
 
 
+def server_credentials(tls_dir: Path) -> grpc.ServerCredentials:
+    """TLS from a mounted Secret: tls.crt and tls.key; with ca.crt, clients (KEDA) must present
+    a certificate that CA signed. Read once at start: a rotated Secret takes a restart."""
+    ca = tls_dir / "ca.crt"
+    return grpc.ssl_server_credentials(
+        [((tls_dir / "tls.key").read_bytes(), (tls_dir / "tls.crt").read_bytes())],
+        root_certificates=ca.read_bytes() if ca.exists() else None,
+        require_client_auth=ca.exists(),
+    )
+
+
 class ScalerServer:
     """The gRPC server on its own thread pool, beside kopf's event loop."""
 
@@ -120,6 +132,7 @@ class ScalerServer:
         from_status: StatusLookup,
         decisions: Decisions = DECISIONS,
         max_age: float | None = None,
+        tls_dir: str | None = None,
     ) -> None:
         self.stop_event = threading.Event()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
@@ -127,7 +140,10 @@ class ScalerServer:
             ExternalScaler(decisions, from_status, self.stop_event, max_age=max_age), self.server
         )
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.port = self.server.add_insecure_port(address)
+        if tls_dir is None:
+            self.port = self.server.add_insecure_port(address)
+        else:
+            self.port = self.server.add_secure_port(address, server_credentials(Path(tls_dir)))
 
     def start(self) -> None:
         self.server.start()

@@ -67,3 +67,20 @@ def test_with_the_scaler_the_hpa_passes_the_recommendation_through() -> None:
     }
     assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 0
     assert so["cooldownPeriod"] == 30
+
+
+def test_a_tls_scaler_is_dialled_with_the_cluster_trigger_authentication() -> None:
+    spec = InferenceDeploymentSpec.model_validate(
+        {"model": {"uri": "hf://m/llama"}, "accelerator": {"kind": "nvidia"}}
+    )
+    available = Available(keda=True, scaler_address="op:6000", scaler_tls_auth="scaler-tls")
+    (so,) = [o for o in build_all(OWNER, spec, available).apply if o["kind"] == "ScaledObject"]
+    (external,) = so["spec"]["triggers"]
+    assert external["metadata"]["enableTLS"] == "true"
+    assert external["authenticationRef"] == {
+        "name": "scaler-tls",
+        "kind": "ClusterTriggerAuthentication",
+    }
+    plain = build_all(OWNER, spec, Available(keda=True, scaler_address="op:6000")).apply
+    (so,) = [o for o in plain if o["kind"] == "ScaledObject"]
+    assert "enableTLS" not in so["spec"]["triggers"][0]["metadata"]
