@@ -100,6 +100,12 @@ def main() -> int:
     p.add_argument("--scale", type=int, default=500)
     p.add_argument("--namespaces", type=int, default=20)
     p.add_argument("--resync", type=float, default=None, help="default: the operator's (60 s)")
+    p.add_argument(
+        "--memray",
+        metavar="FILE",
+        help="run the operator under memray (pip install memray) and write its capture here; "
+        "`memray summary FILE` then names what holds the memory",
+    )
     args = p.parse_args()
     cluster = LocalCluster(build_tools()).start()
     prometheus = LocalPrometheus([], interval="15s").start()
@@ -130,8 +136,9 @@ def main() -> int:
             "INFOP_PROMETHEUS_URL": prometheus.url,
         }
         log = (cluster.state / "operator.log").open("wb")
+        profiler = ["-m", "memray", "run", "--force", "-o", args.memray] if args.memray else []
         operator = subprocess.Popen(
-            [sys.executable, "-m", "inference_operator", "run"],
+            [sys.executable, *profiler, "-m", "inference_operator", "run"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -239,12 +239,16 @@ def test_prometheus_outage_holds_replicas_and_recovers(
     loop.timeline.notes["prometheus_outage"] = {"held_replicas": 3, "held_seconds": 45}
 
 
-def test_keda_fallback_holds_replicas_while_the_scaler_is_down(
+def test_with_the_scaler_down_the_hpa_holds_what_runs(
     loop: LiveLoop, cluster: Cluster, namespace: str
 ) -> None:
-    """Our scaler unreachable: the real KEDA counts failures and, past `fallback`'s threshold,
-    answers the HPA with the fallback replicas (currentReplicasIfHigher: never below what runs).
-    Back up: KEDA leaves fallback and the recommendation scales down again."""
+    """Our scaler unreachable (operator down or upgrading) with 3 replicas up and no load.
+    Measured with the real KEDA 2.20.2: its `fallback` does not engage for an external scaler
+    that does not answer at all, because KEDA asks GetMetricSpec before it consults fallback
+    (pkg/scaling/scale_handler.go, GetScaledObjectMetrics) and an empty spec skips the trigger.
+    What holds the fleet is the HPA: without its metric it does not act. The ScaledObject says
+    so (Ready=False), nothing scales below what runs, and once the scaler is back KEDA is Ready
+    and the recommendation (1) is followed."""
     import inference_operator.handlers as handlers
 
     assert loop.prometheus is not None
@@ -259,23 +263,102 @@ def test_keda_fallback_holds_replicas_while_the_scaler_is_down(
         assert _replicas(cluster, namespace) == (n, n)
         return True
 
-    def fallback(status: str) -> bool:
+    def keda_ready(status: str) -> bool:
         scaled = cluster.get("ScaledObject", NAME, namespace) or {}
         conds = {c["type"]: c for c in (scaled.get("status") or {}).get("conditions") or []}
-        assert (conds.get("Fallback") or {}).get("status") == status, conds
+        assert (conds.get("Ready") or {}).get("status") == status, conds
+        return True
+
+    def hpa_without_metric() -> bool:
+        hpa = cluster.get("HorizontalPodAutoscaler", f"keda-hpa-{NAME}", namespace) or {}
+        conds = {c["type"]: c for c in (hpa.get("status") or {}).get("conditions") or []}
+        assert (conds.get("ScalingActive") or {}).get("reason") == "FailedGetExternalMetric", conds
         return True
 
     eventually(lambda: ready(3), timeout=60)
+    eventually(lambda: keda_ready("True"), timeout=30)
     handlers.stop_scaler()
     try:
-        eventually(lambda: fallback("True"), timeout=90, what="KEDA in fallback")
+        eventually(hpa_without_metric, timeout=60, what="the HPA without its metric")
         # No load, and the recommender wants 1: yet nothing scales below what runs.
-        held_until = time.monotonic() + 20
+        held_until = time.monotonic() + 30
         while time.monotonic() < held_until:
             assert _replicas(cluster, namespace)[0] == 3
             time.sleep(1)
     finally:
         handlers.start_scaler()
-    eventually(lambda: fallback("False"), timeout=90, what="KEDA out of fallback")
+    eventually(lambda: keda_ready("True"), timeout=90, what="KEDA Ready again")
     eventually(lambda: ready(1), timeout=120)
-    loop.timeline.notes["keda_fallback"] = {"held_replicas": 3}
+    loop.timeline.notes["scaler_down"] = {"held_replicas": 3, "held_seconds": 30}
+
+
+def test_keda_prometheus_triggers_scale_with_the_bearer_token(
+    cluster: Cluster, namespace: str, keda: object, operator_running: object
+) -> None:
+    """`prometheusTriggers: true`: KEDA queries Prometheus itself, with the bearer token its
+    TriggerAuthentication reads from the user's Secret. Prometheus sits behind a proxy that
+    demands the token; the operator's own reads carry none here, so its recommender holds
+    (PrometheusUnavailable) and any scale-up is KEDA's Prometheus triggers at work."""
+    from doubles.bearer_proxy import BearerProxy
+    from inference_operator.gateway.proxy import Limits
+
+    wait_until_serving(cluster, namespace)
+    # Up to 40 requests per replica: the excess waits inside vLLM, where the queue trigger sees it.
+    limits = Limits(max_per_replica=40, max_waiting=500, queue_timeout_seconds=180)
+    running = LiveLoop(namespace, NAME, limits=limits).start()
+    assert running.prometheus is not None
+    proxy = BearerProxy(running.prometheus.url, "s3cret-token").start()
+    try:
+        cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "prom-token", "namespace": namespace},
+                "stringData": {"token": "s3cret-token"},
+            }
+        )
+        spec = infd(proxy.url)
+        spec["metadata"] = {"name": NAME, "namespace": namespace}
+        spec["spec"]["replicas"] = 1
+        del spec["spec"]["autoscaling"]["scaleToZero"]
+        spec["spec"]["autoscaling"].update(
+            {
+                "minReplicas": 1,
+                "prometheusTriggers": True,
+                "prometheus": {
+                    "url": proxy.url,
+                    "authSecretRef": {"name": "prom-token", "key": "token"},
+                },
+            }
+        )
+        cluster.apply(spec)
+
+        def keda_ready() -> bool:
+            scaled = cluster.get("ScaledObject", NAME, namespace) or {}
+            conds = {c["type"]: c for c in (scaled.get("status") or {}).get("conditions") or []}
+            assert (conds.get("Ready") or {}).get("status") == "True", conds
+            types = [t["type"] for t in scaled["spec"]["triggers"]]
+            assert types == ["external", "prometheus", "prometheus"], types
+            return True
+
+        eventually(keda_ready, timeout=60, what="KEDA accepts the triggers and the Secret")
+        drive = running.load(NAME, [(60.0, 5.0)])
+        driver = _run_in_thread(drive)
+
+        def grew() -> bool:
+            assert _replicas(cluster, namespace)[0] >= 3, _replicas(cluster, namespace)
+            return True
+
+        eventually(grew, timeout=120, what="KEDA's Prometheus triggers scale up")
+        obj = cluster.get("InferenceDeployment", NAME, namespace) or {}
+        conds = {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
+        assert conds["ScalingActive"]["reason"] == "PrometheusUnavailable", conds
+        with proxy.counts.lock:
+            counts = (proxy.counts.allowed, proxy.counts.wrong_token, proxy.counts.no_token)
+        # KEDA's queries all carried the Secret's token; the operator's carried none.
+        assert counts[0] > 0 and counts[1] == 0 and counts[2] > 0, counts
+        driver.join(timeout=300)
+        running.timeline.notes["prometheus_triggers"] = {"authorized_queries": counts[0]}
+    finally:
+        proxy.stop()
+        running.stop()
