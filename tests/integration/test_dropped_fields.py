@@ -57,10 +57,13 @@ def _trigger_types(live: Live) -> list[str]:
 
 
 def _auth_refs(live: Live) -> list[Any]:
+    """References to the Prometheus TriggerAuthentication (the scaler's TLS one, a
+    ClusterTriggerAuthentication, stays whatever the spec says)."""
     return [
         t["authenticationRef"]
         for t in (live("scaledobject") or {})["spec"]["triggers"]
         if t.get("authenticationRef")
+        and t["authenticationRef"].get("kind", "TriggerAuthentication") == "TriggerAuthentication"
     ]
 
 

@@ -251,14 +251,17 @@ def apply_status(
     if namespace is not None:
         meta["namespace"] = namespace
     body = {"apiVersion": api_version, "kind": kind, "metadata": meta, "status": status}
-    with telemetry.api_call("apply-status", kind):
-        resource(api_version, kind).status.server_side_apply(
-            body=apply_body(body),
-            name=name,
-            namespace=namespace,
-            field_manager=manager,
-            force_conflicts=True,
-        )
+    try:
+        with telemetry.api_call("apply-status", kind):
+            resource(api_version, kind).status.server_side_apply(
+                body=apply_body(body),
+                name=name,
+                namespace=namespace,
+                field_manager=manager,
+                force_conflicts=True,
+            )
+    except NotFoundError:
+        return  # deleted while this pass ran: no status to tell
 
 
 def list_and_watch(
