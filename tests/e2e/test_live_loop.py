@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import requests
 from liveloop import LiveLoop
+from localkeda import LocalKeda
 from localprom import STORED_PREFIX, VERSIONS
 
 from inference_operator.loadtest.run import Drive, Sample
@@ -72,11 +73,12 @@ def _run_in_thread(drive: Drive) -> threading.Thread:
 def loop(
     cluster: Cluster,
     namespace: str,
-    keda: object,
+    keda: LocalKeda,
     operator_running: object,
     request: pytest.FixtureRequest,
 ) -> Iterator[LiveLoop]:
     wait_until_serving(cluster, namespace)
+    assert keda.running(), "KEDA exited: see keda-operator.log and keda-adapter.log"
     version = getattr(request, "param", "2.42")
     running = LiveLoop(namespace, NAME, prometheus_version=version).start()
     try:
