@@ -28,7 +28,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from localcluster import LocalCluster, build_tools, free_port
+from localcluster import LocalCluster, build_tools, free_port, install_crds
 from localprom import LocalPrometheus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,9 +119,7 @@ def main() -> int:
             *sorted((SHARED / "prometheus-operator").glob("*.yaml")),
             *sorted((SHARED / "keda").glob("*.yaml")),
         ]
-        for f in crds:
-            cluster.kubectl("apply", "--server-side", "-f", str(f))
-        cluster.kubectl("wait", "--for=condition=Established", *[f"-f={f}" for f in crds])
+        install_crds(cluster.kubectl, crds, field_manager="bench")
         metrics_port = free_port()
         env = {
             **os.environ,

@@ -60,10 +60,12 @@ keda_ldf="-X github.com/kedacore/keda/v2/version.Version=$KEDA -X github.com/ked
 build keda keda-operator github.com/kedacore/keda/v2/cmd/operator "$keda_ldf"
 build keda keda-adapter github.com/kedacore/keda/v2/cmd/adapter "$keda_ldf"
 
-# KEDA's eventing CRDs (which its operator watches) are read from the module cache at run time.
-(cd "$here/tools/keda" && go mod download -json github.com/kedacore/keda/v2@v$KEDA) \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])' > "$out/keda-module-dir"
-# kwok ships no stages in its binary: they are read from the module cache at run time.
-(cd "$here/tools/kwok" && go mod download -json sigs.k8s.io/kwok@$KWOK) \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])' > "$out/kwok-module-dir"
+module_dir() {  # module_dir <dir> <module@version> <name>: where the module cache holds it
+  (cd "$here/tools/$1" && go mod download -json "$2") \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])' > "$out/$3-module-dir"
+}
+# Files read from module caches at run time, never copied: KEDA's eventing CRDs (which its
+# operator watches) and kwok's stages (its binary ships none).
+module_dir keda "github.com/kedacore/keda/v2@v$KEDA" keda
+module_dir kwok "sigs.k8s.io/kwok@$KWOK" kwok
 echo "$out"

@@ -26,8 +26,11 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 HACK = Path(__file__).resolve().parent
 
@@ -162,6 +165,31 @@ def fake_node(kind: FakeNodeType, zone: str, index: int, capacity_type: str = "o
 def default_fake_nodes() -> list[dict]:
     """One node of every type in every zone: 21 nodes, NVIDIA, Neuron and CPU."""
     return [fake_node(kind, zone, 0) for kind in NODE_TYPES for zone in ZONES]
+
+
+def install_crds(
+    kubectl: Callable[..., subprocess.CompletedProcess[str]],
+    files: Sequence[Path],
+    field_manager: str,
+) -> None:
+    """Apply CRDs and wait until every kind lists. Established is not served: a new CRD's
+    storage answers 429 "storage is (re)initializing" for a while, and an operator whose kopf
+    indexes list it then, or a KEDA that watches it, stalls or exits."""
+    for f in files:
+        kubectl("apply", "--server-side", f"--field-manager={field_manager}", "-f", str(f))
+    if not files:
+        return
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", *[f"-f={f}" for f in files])
+    for f in files:
+        for doc in yaml.safe_load_all(f.read_text()):
+            if not doc or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            plural = f"{doc['spec']['names']['plural']}.{doc['spec']['group']}"
+            deadline = time.monotonic() + 120
+            while kubectl("get", plural, "-A", "--request-timeout=5s", check=False).returncode:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{plural} not served within 120s")
+                time.sleep(0.5)
 
 
 def free_port() -> int:
@@ -365,7 +393,7 @@ class LocalCluster:
                 "--log-level=warn",
             ],
         )
-        self._wait(lambda: self._http_ok(f"{client}/health"), "etcd", 30)
+        self.wait(lambda: self._http_ok(f"{client}/health"), "etcd", 30)
 
     def _start_apiserver(self) -> None:
         pki = self.state / "pki"
@@ -408,7 +436,7 @@ class LocalCluster:
             ],
         )
         self._write_kubeconfig()
-        self._wait(lambda: self._http_ok(f"{self.server}/readyz", auth=True), "kube-apiserver", 90)
+        self.wait(lambda: self._http_ok(f"{self.server}/readyz", auth=True), "kube-apiserver", 90)
 
     def _write_kubeconfig(self) -> None:
         ca = self.state / "pki" / "ca.crt"
@@ -467,7 +495,7 @@ class LocalCluster:
             ],
         )
         # The serviceaccount controller creates `default` in each namespace; pods need it.
-        self._wait(
+        self.wait(
             lambda: self._http_ok(
                 f"{self.server}/api/v1/namespaces/default/serviceaccounts/default", auth=True
             ),
@@ -497,7 +525,7 @@ class LocalCluster:
         )
         time.sleep(0.5)
         if self.procs["kwok"].poll() is not None:
-            raise RuntimeError(f"kwok exited: {(self.state / 'kwok.log').read_text()[-2000:]}")
+            raise RuntimeError(f"kwok exited: {self.log_tail('kwok')}")
 
     # --- helpers ---------------------------------------------------------------------------
     def _http_ok(self, url: str, auth: bool = False) -> bool:
@@ -513,18 +541,26 @@ class LocalCluster:
         except OSError:
             return False
 
-    def _wait(self, ok: object, what: str, timeout: float) -> None:
+    def wait(
+        self, ok: Callable[[], bool], what: str, timeout: float, procs: Iterable[str] = ()
+    ) -> None:
+        """Poll `ok` until true; fail early if a process named `what` (or in `procs`) exits,
+        with the tail of its log."""
+        names = [n for n in (what, *procs) if n in self.procs]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            proc = self.procs.get(what)
-            if proc is not None and proc.poll() is not None:
-                break
-            if ok():  # type: ignore[operator]
+            gone = next((n for n in names if self.procs[n].poll() is not None), None)
+            if gone is not None:
+                raise RuntimeError(f"{gone} exited:\n{self.log_tail(gone)}")
+            if ok():
                 return
             time.sleep(0.2)
-        log = self.state / f"{what}.log"
-        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-        raise RuntimeError(f"{what} did not become ready within {timeout}s:\n{tail}")
+        tail = "\n".join(self.log_tail(n) for n in names)
+        raise RuntimeError(f"{what} not ready within {timeout}s:\n{tail}")
+
+    def log_tail(self, name: str) -> str:
+        log = self.state / f"{name}.log"
+        return log.read_text(errors="replace")[-3000:] if log.exists() else ""
 
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True

@@ -19,16 +19,15 @@ from __future__ import annotations
 import base64
 import json
 import os
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from localcluster import LocalCluster, free_port
+from localcluster import LocalCluster, free_port, install_crds
 
 NAMESPACE = "keda"
 SERVICE = "keda-metrics-apiserver"
 API_SERVICE = "v1beta1.external.metrics.k8s.io"
+PROCESSES = ("keda-operator", "keda-adapter")
 
 
 @dataclass
@@ -117,21 +116,9 @@ class LocalKeda:
         use and ../shared/upstream does not hold: KEDA's own CRDs, from its module, same version.
         Its manager exits when a watched kind is not served within 10 s of its start, so: served
         before it starts."""
-        c = self.cluster
-        module = Path((c.bin_dir / "keda-module-dir").read_text().strip())
+        module = Path((self.cluster.bin_dir / "keda-module-dir").read_text().strip())
         files = sorted((module / "config/crd/bases").glob("eventing.keda.sh_*.yaml"))
-        for crd in files:
-            c.kubectl("apply", "--server-side", "-f", str(crd))
-        c.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s", *[f"-f={f}" for f in files]
-        )
-        for kind in ("cloudeventsources", "clustercloudeventsources"):
-
-            def served(k: str = kind) -> bool:
-                got = c.kubectl("get", f"{k}.eventing.keda.sh", "-A", check=False)
-                return got.returncode == 0
-
-            self._until(served, f"{kind} served", 60)
+        install_crds(self.cluster.kubectl, files, field_manager="local-keda")
 
     def _registration(self, ca: Path) -> dict[str, object]:
         return {
@@ -177,40 +164,52 @@ class LocalKeda:
 
     def wait_available(self, timeout: float) -> None:
         """Until the aggregator says the adapter answers (APIService Available=True)."""
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
-            for name in ("keda-operator", "keda-adapter"):
-                if self.cluster.procs[name].poll() is not None:
-                    raise RuntimeError(f"{name} exited:\n{self.log(name)}")
-            out = self.cluster.kubectl(
-                "get", "apiservice", API_SERVICE, "-o", "json", check=False
-            ).stdout
-            if out:
-                conds = json.loads(out).get("status", {}).get("conditions") or []
-                available = [c for c in conds if c.get("type") == "Available"]
-                if available and available[0].get("status") == "True":
-                    return
-                last = json.dumps(available)
-            time.sleep(0.5)
-        raise RuntimeError(
-            f"{API_SERVICE} not Available within {timeout}s: {last}\n{self.log('keda-adapter')}"
-        )
 
-    def _until(self, ok: Callable[[], bool], what: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not ok():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{what}: not within {timeout}s")
-            time.sleep(0.5)
+        def available() -> bool:
+            got = self.cluster.kubectl("get", "apiservice", API_SERVICE, "-o", "json", check=False)
+            conds = json.loads(got.stdout or "{}").get("status", {}).get("conditions") or []
+            return any(c.get("type") == "Available" and c.get("status") == "True" for c in conds)
+
+        self.cluster.wait(available, "keda-adapter", timeout, procs=PROCESSES)
 
     def running(self) -> bool:
         """Both processes still up (a KEDA that exits leaves the HPA reading nothing)."""
-        return all(self.cluster.procs[n].poll() is None for n in ("keda-operator", "keda-adapter"))
+        return all(self.cluster.procs[n].poll() is None for n in PROCESSES)
 
-    def log(self, name: str) -> str:
-        path = self.cluster.state / f"{name}.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+def wait_hpa_resolves(cluster: LocalCluster, api_version: str, kind: str) -> None:
+    """Until the HPA controller resolves `kind`'s /scale. Its REST mapper learns a CRD created
+    after kube-controller-manager started only on a periodic refresh (~30 s): scaling from
+    1 to N would wait for it. A cluster that had the CRD all along never waits."""
+    probe = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "mapper-probe", "namespace": NAMESPACE},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": api_version, "kind": kind, "name": "absent"},
+            "minReplicas": 1,
+            "maxReplicas": 1,
+            "metrics": [
+                {
+                    "type": "External",
+                    "external": {
+                        "metric": {"name": "probe"},
+                        "target": {"type": "AverageValue", "averageValue": "1"},
+                    },
+                }
+            ],
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(probe))
+
+    def resolved() -> bool:
+        got = cluster.kubectl("get", "hpa", "mapper-probe", "-n", NAMESPACE, "-o", "json")
+        conds = (json.loads(got.stdout).get("status") or {}).get("conditions") or []
+        # A known kind with no such object says `... "absent" not found` instead.
+        return bool(conds) and not any("no matches for kind" in c.get("message", "") for c in conds)
+
+    cluster.wait(resolved, "kube-controller-manager", 90)
+    cluster.kubectl("delete", "hpa", "mapper-probe", "-n", NAMESPACE, "--wait=false")
 
 
 SCALER_AUTH = "inference-operator-scaler"

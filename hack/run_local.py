@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from localcluster import LocalCluster, build_tools, free_port
+from localcluster import LocalCluster, build_tools, free_port, install_crds
 
 ROOT_EXAMPLE = "llama-3-8b"
 KEDA_VERSION = "2.20.2"  # hack/tools/keda/go.mod
@@ -81,12 +81,12 @@ def main() -> int:
     loop: LiveLoop | None = None
     try:
         nodes = cluster.create_fake_nodes()
-        for f in crd_files():
-            cluster.kubectl("apply", "--server-side", "-f", str(f))
-        from localkeda import SCALER_AUTH, LocalKeda, scaler_tls
+        install_crds(cluster.kubectl, crd_files(), field_manager="make-run")
+        from localkeda import SCALER_AUTH, LocalKeda, scaler_tls, wait_hpa_resolves
 
         t0 = time.monotonic()
         LocalKeda(cluster).start()
+        wait_hpa_resolves(cluster, "infer.dev/v1alpha1", "InferenceDeployment")
         print(f"control plane up in {cluster.startup_seconds:.1f}s with {len(nodes)} fake nodes")
         print(f"KEDA {KEDA_VERSION} up in {time.monotonic() - t0:.1f}s")
         print(f"  export KUBECONFIG={cluster.kubeconfig}", flush=True)

@@ -64,7 +64,7 @@ def solo(cluster: object) -> Iterator[str]:
 def keda(cluster: object) -> object:
     """The real KEDA operator and metrics API server (hack/localkeda.py) on the session's local
     control plane; the HPA controller in its kube-controller-manager reads KEDA's metrics."""
-    from localkeda import LocalKeda
+    from localkeda import LocalKeda, wait_hpa_resolves
 
     from kubeharness import Cluster
 
@@ -72,54 +72,8 @@ def keda(cluster: object) -> object:
     if cluster.process is None:
         pytest.skip("KEDA is started only beside the local control plane (INFOP_KUBECONFIG set)")
     keda = LocalKeda(cluster.process).start()
-    hpa_knows_our_kind(cluster)
+    wait_hpa_resolves(cluster.process, "infer.dev/v1alpha1", "InferenceDeployment")
     return keda
-
-
-def hpa_knows_our_kind(cluster: object) -> None:
-    """Until the HPA controller resolves InferenceDeployment's /scale. Its REST mapper learns a
-    CRD created after kube-controller-manager started only on a periodic refresh (~30 s); a
-    cluster that had the CRD all along never waits, so the tests should not either."""
-    import json
-
-    from kubeharness import Cluster, eventually
-
-    assert isinstance(cluster, Cluster)
-    hpa = {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "mapper-probe", "namespace": "keda"},
-        "spec": {
-            "scaleTargetRef": {
-                "apiVersion": "infer.dev/v1alpha1",
-                "kind": "InferenceDeployment",
-                "name": "absent",
-            },
-            "minReplicas": 1,
-            "maxReplicas": 1,
-            "metrics": [
-                {
-                    "type": "External",
-                    "external": {
-                        "metric": {"name": "probe"},
-                        "target": {"type": "AverageValue", "averageValue": "1"},
-                    },
-                }
-            ],
-        },
-    }
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(hpa))
-
-    def resolved() -> bool:
-        got = cluster.get("HorizontalPodAutoscaler", "mapper-probe", "keda") or {}
-        conds = (got.get("status") or {}).get("conditions") or []
-        messages = " ".join(str(c.get("message")) for c in conds)
-        # Known kind, absent object: "...inferencedeployments.infer.dev \"absent\" not found".
-        assert conds and "no matches for kind" not in messages, conds
-        return True
-
-    eventually(resolved, timeout=90, what="the HPA controller resolving InferenceDeployment")
-    cluster.kubectl("delete", "hpa", "mapper-probe", "-n", "keda", "--wait=false")
 
 
 @pytest.fixture(scope="session")

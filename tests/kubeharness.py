@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
-from localcluster import LocalCluster, build_tools
+from localcluster import LocalCluster, build_tools, install_crds
 
 from inference_operator.kube.apply import apply_body
 
@@ -103,29 +102,7 @@ class Cluster:
         return Applied(True, "", out.to_dict())
 
     def install_crds(self, files: list[Path]) -> None:
-        for f in files:
-            self.kubectl("apply", "--server-side", "--field-manager=tests", "-f", str(f))
-        if files:
-            self.kubectl(
-                "wait", "--for=condition=Established", "--timeout=60s", *[f"-f={f}" for f in files]
-            )
-            # Established is not served: a new CRD's storage answers 429 "storage is
-            # (re)initializing" for a while, and an operator whose kopf indexes list it then
-            # holds all processing until the list succeeds. Wait until every kind lists.
-            for f in files:
-                for doc in yaml.safe_load_all(f.read_text()):
-                    if doc and doc.get("kind") == "CustomResourceDefinition":
-                        plural = f"{doc['spec']['names']['plural']}.{doc['spec']['group']}"
-                        eventually(
-                            lambda p=plural: (
-                                self.kubectl(
-                                    "get", p, "-A", "--request-timeout=5s", check=False
-                                ).returncode
-                                == 0
-                            ),
-                            timeout=120,
-                            what=f"{plural} served",
-                        )
+        install_crds(self.kubectl, files, field_manager="tests")
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         args = ["get", kind, name, "-o", "json"]

@@ -76,6 +76,7 @@ def timed(handler: str) -> Iterator[None]:
 
 @contextmanager
 def api_call(verb: str, kind: str) -> Iterator[None]:
+    """Count one API request by verb, kind and outcome."""
     try:
         yield
     except Exception:
@@ -90,14 +91,8 @@ def counted(verb: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 
     def wrap(fn: Callable[P, R]) -> Callable[P, R]:
         def inner(*args: P.args, **kwargs: P.kwargs) -> R:
-            kind = str(args[1]) if len(args) > 1 else "?"
-            try:
-                out = fn(*args, **kwargs)
-            except Exception:
-                API_CALLS.labels(verb, kind, "error").inc()
-                raise
-            API_CALLS.labels(verb, kind, "ok").inc()
-            return out
+            with api_call(verb, str(args[1]) if len(args) > 1 else "?"):
+                return fn(*args, **kwargs)
 
         inner.__name__ = fn.__name__
         inner.__doc__ = fn.__doc__

@@ -196,7 +196,12 @@ def test_scales_from_zero_up_under_load_and_back_to_zero(
     ups = [d for d in loop.timeline.decisions if d["to"] > d["from"]]
     downs = [d for d in loop.timeline.decisions if d["to"] < d["from"]]
     assert ups and downs
-    time.sleep(2)  # the timeline's last samples show the fleet at zero
+    # The saved timeline ends with samples of the fleet at zero.
+    eventually(
+        lambda: [r.ready for r in loop.timeline.rows[-2:]] == [0, 0],
+        timeout=10,
+        what="two timeline samples at zero",
+    )
     requests.get(f"{loop.url}/metrics", timeout=5).raise_for_status()
 
 
@@ -248,9 +253,9 @@ def test_with_the_scaler_down_the_hpa_holds_what_runs(
     Measured with the real KEDA 2.20.2: its `fallback` does not engage for an external scaler
     that does not answer at all, because KEDA asks GetMetricSpec before it consults fallback
     (pkg/scaling/scale_handler.go, GetScaledObjectMetrics) and an empty spec skips the trigger.
-    What holds the fleet is the HPA: without its metric it does not act. The ScaledObject says
-    so (Ready=False), nothing scales below what runs, and once the scaler is back KEDA is Ready
-    and the recommendation (1) is followed."""
+    What holds the fleet is the HPA: without its metric (ScalingActive=False,
+    FailedGetExternalMetric) it does not act, so nothing scales below what runs; once the scaler
+    is back KEDA is Ready and the recommendation (1) is followed."""
     import inference_operator.handlers as handlers
 
     assert loop.prometheus is not None

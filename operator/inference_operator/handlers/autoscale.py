@@ -31,6 +31,7 @@ from inference_operator.api.conditions import (
 from inference_operator.api.models import GROUP, PLURAL, VERSION, InferenceDeploymentSpec
 from inference_operator.builders.names import SCALING_MANAGER, Owner
 from inference_operator.handlers import cache
+from inference_operator.handlers.conditions import apply_conditions
 from inference_operator.kube import apply as kube
 from inference_operator.metrics.reader import Fleet, PrometheusReader
 from inference_operator.scaler.decisions import DECISIONS, Decision, Key
@@ -70,18 +71,6 @@ def decision_from_status(key: Key) -> Decision | None:
     return Decision(int(replicas), int(status.get("replicas") or 0), 0.0)
 
 
-def _apply_conditions(meta: kopf.Meta, conds: list[dict[str, Any]]) -> None:
-    """Ours only (ScalingActive, ScalingLimited): the reconciler applies the rest."""
-    kube.apply_status(
-        f"{GROUP}/{VERSION}",
-        "InferenceDeployment",
-        meta["name"],
-        meta["namespace"],
-        {"conditions": owned(conds, SCALING_CONDITIONS)},
-        SCALING_MANAGER,
-    )
-
-
 def decide(
     body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, indexes: Mapping[str, Any]
 ) -> None:
@@ -103,7 +92,7 @@ def decide(
         off = Cond("ScalingActive", "False", "AutoscalingDisabled", "spec.autoscaling.enabled")
         conds = set_conditions(old, [off], stamp, meta.get("generation"))
         if not conditions_equal(old, conds):
-            _apply_conditions(meta, conds)
+            apply_conditions(meta, owned(conds, SCALING_CONDITIONS), SCALING_MANAGER)
         return
 
     owner = Owner(meta["name"], meta["namespace"], meta["uid"])
@@ -159,7 +148,7 @@ def decide(
         patch.status["signals"] = replacing(status.get("signals"), signals)
         changed = True
     if not conditions_equal(old, conds):
-        _apply_conditions(meta, conds)
+        apply_conditions(meta, owned(conds, SCALING_CONDITIONS), SCALING_MANAGER)
         changed = True
         was: dict[str, Any] = next((c for c in old if c.get("type") == "ScalingActive"), {})
         if active.status == "False" and was.get("reason") != active.reason:

@@ -30,6 +30,7 @@ from inference_operator.builders.nodepool import OWNER_NAME, OWNER_NAMESPACE
 from inference_operator.builders.plan import Available, build_all
 from inference_operator.capacity.assess import assess
 from inference_operator.handlers import cache
+from inference_operator.handlers.conditions import apply_conditions
 from inference_operator.kube import apply as kube
 from inference_operator.kube.children import Children
 
@@ -136,15 +137,7 @@ def _write(body: kopf.Body, patch: kopf.Patch, update: StatusUpdate) -> None:
     for key, value in update.patch.items():
         patch.status[key] = value
     if update.conditions is not None:
-        meta = body.meta
-        kube.apply_status(
-            f"{GROUP}/{VERSION}",
-            "InferenceDeployment",
-            meta["name"],
-            meta["namespace"],
-            {"conditions": update.conditions},
-            WORKLOAD_MANAGER,
-        )
+        apply_conditions(body.meta, update.conditions, WORKLOAD_MANAGER)
     for c in update.warnings:
         kopf.warn(body, reason=c.reason, message=c.message)
 

@@ -4,6 +4,7 @@ holding a certificate that CA signed get an answer."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from inference_operator.scaler.decisions import Decision, Decisions
 from inference_operator.scaler.server import ScalerServer, pb, services
 
 
+@contextlib.contextmanager
 def _serve(tls: Path, ca: trustme.CA) -> Iterator[tuple[int, trustme.CA]]:
     decisions = Decisions()
     decisions.put(("serving", "llama"), Decision(3, 3, 1e12))
@@ -38,7 +40,8 @@ def _secret_dir(tmp: Path, ca: trustme.CA, mutual: bool) -> Path:
 @pytest.fixture
 def mutual(tmp_path: Path) -> Iterator[tuple[int, trustme.CA]]:
     ca = trustme.CA()
-    yield from _serve(_secret_dir(tmp_path, ca, mutual=True), ca)
+    with _serve(_secret_dir(tmp_path, ca, mutual=True), ca) as served:
+        yield served
 
 
 def _ask(port: int, ca: trustme.CA, client: trustme.LeafCert | None) -> bool:
@@ -75,7 +78,7 @@ def test_mutual_tls_refuses_a_client_another_ca_signed(mutual: tuple[int, trustm
 
 def test_server_only_tls_answers_without_a_client_certificate(tmp_path: Path) -> None:
     ca = trustme.CA()
-    for port, _ in _serve(_secret_dir(tmp_path, ca, mutual=False), ca):
+    with _serve(_secret_dir(tmp_path, ca, mutual=False), ca) as (port, _):
         assert _ask(port, ca, None)
 
 
