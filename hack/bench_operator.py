@@ -101,6 +101,11 @@ def main() -> int:
     p.add_argument("--namespaces", type=int, default=20)
     p.add_argument("--resync", type=float, default=None, help="default: the operator's (60 s)")
     p.add_argument(
+        "--restart",
+        action="store_true",
+        help="then restart the operator and report its RSS once it has resumed every object",
+    )
+    p.add_argument(
         "--memray",
         metavar="FILE",
         help="run the operator under memray (pip install memray) and write its capture here; "
@@ -135,12 +140,16 @@ def main() -> int:
         }
         log = (cluster.state / "operator.log").open("wb")
         profiler = ["-m", "memray", "run", "--force", "-o", args.memray] if args.memray else []
-        operator = subprocess.Popen(
-            [sys.executable, *profiler, "-m", "inference_operator", "run"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+
+        def start_operator() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                [sys.executable, *profiler, "-m", "inference_operator", "run"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+        operator = start_operator()
         time.sleep(3)
 
         ns = "bench-latency"
@@ -234,6 +243,29 @@ def main() -> int:
         for handler in ("reconcile", "autoscale"):
             p95 = p95_from_histogram(page, "infop_reconcile_duration_seconds", handler)
             print(f"p95 of one {handler} pass: <= {p95:g}s (histogram bucket)")
+        if args.restart:
+            # A restarted operator lists what exists instead of living through its creation.
+            operator.terminate()
+            operator.wait(timeout=60)
+            t1 = time.monotonic()
+            operator = start_operator()
+
+            def resumed() -> float:
+                try:
+                    page = _metrics(metrics_port)
+                except OSError:
+                    return 0.0
+                return _sample(page, 'infop_reconcile_duration_seconds_count{handler="reconcile"}')
+
+            while resumed() < args.scale and time.monotonic() < deadline:
+                if operator.poll() is not None:
+                    raise SystemExit(f"the restarted operator exited ({operator.returncode})")
+                time.sleep(2)
+            took = time.monotonic() - t1
+            print(f"restarted operator: a pass over all {args.scale} in {took:.0f}s")
+            time.sleep(resync + autoscale)
+            rss, peak = rss_mib(operator.pid)
+            print(f"restarted operator RSS: {rss:.0f} MiB (peak {peak:.0f} MiB)")
         return 0
     finally:
         if operator is not None:

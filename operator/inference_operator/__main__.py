@@ -23,6 +23,10 @@ def _run(args: argparse.Namespace) -> int:
     except SettingsError as e:
         print(e, file=sys.stderr)
         return 2
+    from inference_operator import heap
+
+    # Before kopf starts its handler threads, each of which would get an arena of its own.
+    heap.limit_arenas(2)
     import kopf
 
     from inference_operator import runtime
@@ -38,12 +42,19 @@ def _run(args: argparse.Namespace) -> int:
         if settings.health_port
         else None
     )
-    kopf.run(
-        standalone=settings.standalone,
-        namespaces=[settings.namespace] if settings.namespace else [],
-        clusterwide=settings.namespace is None,
-        liveness_endpoint=liveness,
+    trimmer = (
+        heap.Trimmer(settings.heap_trim_seconds).start() if settings.heap_trim_seconds else None
     )
+    try:
+        kopf.run(
+            standalone=settings.standalone,
+            namespaces=[settings.namespace] if settings.namespace else [],
+            clusterwide=settings.namespace is None,
+            liveness_endpoint=liveness,
+        )
+    finally:
+        if trimmer is not None:
+            trimmer.stop()
     return 0
 
 

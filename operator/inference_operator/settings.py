@@ -63,6 +63,9 @@ class Settings(BaseModel):
     bind_host: str = Field("0.0.0.0", description="Address the metrics and health ports bind.")
     metrics_port: int = Field(8080, ge=0, le=65535, description="Operator /metrics port; 0 off.")
     health_port: int = Field(8081, ge=0, le=65535, description="kopf liveness port; 0 off.")
+    heap_trim_seconds: float = Field(
+        60.0, ge=0, description="Period of giving freed heap back to the OS (glibc); 0 off."
+    )
 
     @model_validator(mode="after")
     def _tls_pairs(self) -> Settings:

@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 
 from inference_operator import runtime, telemetry
-from inference_operator.handlers import autoscale, cache, workload  # noqa: F401 (registers)
+from inference_operator.handlers import autoscale, cache, timer, workload  # noqa: F401 (registers)
 from inference_operator.kube import apply as kube
 from inference_operator.scaler.server import ScalerServer
 

@@ -157,12 +157,6 @@ def decide(
         patch.status["scalerState"] = state.to_dict()
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, id="autoscale", interval=runtime.settings().autoscale_seconds)
-def autoscale(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **kw: Any) -> None:
-    with telemetry.timed("autoscale"):
-        decide(body, patch, logger, kw)
-
-
 @kopf.on.delete(GROUP, VERSION, PLURAL, id="forget-decision", optional=True)
 def forget(meta: kopf.Meta, **_: Any) -> None:
     key = (meta["namespace"], meta["name"])

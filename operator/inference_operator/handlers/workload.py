@@ -149,20 +149,6 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **kw: Any
     reconcile_workload(body, patch, logger, kw)
 
 
-@kopf.timer(
-    GROUP,
-    VERSION,
-    PLURAL,
-    id="resync",
-    interval=runtime.settings().resync_seconds,
-    initial_delay=runtime.settings().resync_seconds,
-    idle=None,
-)
-def resync(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **kw: Any) -> None:
-    """Restore drift in the children and refresh status; writes nothing when all is in order."""
-    reconcile_workload(body, patch, logger, kw)
-
-
 @kopf.on.event("apps", "v1", "deployments", labels={OWNER_LABEL: kopf.PRESENT})
 def child_changed(event: kopf.RawEvent, body: kopf.Body, logger: kopf.Logger, **kw: Any) -> None:
     """A child Deployment changed (pods became ready, or someone edited it): reconcile its owner

@@ -32,7 +32,11 @@ def api_client() -> client.ApiClient:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    # One connection per handler thread (kopf's pool of 20) and the scaler's: with the client's
+    # default (5 per core) the extra ones are opened, used once and dropped, a TLS handshake each.
+    configuration.connection_pool_maxsize = 32
+    return client.ApiClient(configuration)
 
 
 @functools.cache
