@@ -27,12 +27,13 @@ layers:
 unit:
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
+# In a network namespace of its own (hack/netns.sh): Karpenter binds every interface.
 integration: tools
-	$(PY) -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
+	hack/netns.sh $(PY) -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
 
 # Everything CI runs: static checks first (cheap), then every test tier in one pytest run.
 test: lint typecheck layers tools
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	hack/netns.sh $(PY) -m pytest tests $(PYTEST_ARGS)
 
 bench: bench-gateway
 	$(PY) -m inference_operator.bench.standard

@@ -11,6 +11,7 @@ KV=v1.36.3           # k8s.io/kubernetes, see hack/tools/k8s/go.mod
 KWOK=v0.8.0 HELM=v4.3.1 ETCD=v3.6.16
 PROM3=3.16.0        # github.com/prometheus/prometheus v0.316.0, see hack/tools/prometheus/go.mod
 KEDA=2.20.2         # github.com/kedacore/keda/v2, see hack/tools/keda/go.mod (its replace block)
+KARPENTER=v1.14.1   # sigs.k8s.io/karpenter, see hack/tools/karpenter/go.mod
 
 cache="${INFERENCE_OPERATOR_CACHE:-$HOME/.cache/inference-operator}"
 # One directory of links per combination of everything below; each binary is kept under a key of
@@ -59,13 +60,17 @@ build prometheus prometheus3 github.com/prometheus/prometheus/cmd/prometheus \
 keda_ldf="-X github.com/kedacore/keda/v2/version.Version=$KEDA -X github.com/kedacore/keda/v2/version.GitCommit=v$KEDA"
 build keda keda-operator github.com/kedacore/keda/v2/cmd/operator "$keda_ldf"
 build keda keda-adapter github.com/kedacore/keda/v2/cmd/adapter "$keda_ldf"
+# Karpenter's kwok cloud provider (NodePools -> NodeClaims -> fake nodes). Upstream names its
+# binary kwok as well: kept apart from kwok's own here.
+build karpenter karpenter-kwok sigs.k8s.io/karpenter/kwok
 
 module_dir() {  # module_dir <dir> <module@version> <name>: where the module cache holds it
   (cd "$here/tools/$1" && go mod download -json "$2") \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])' > "$out/$3-module-dir"
 }
 # Files read from module caches at run time, never copied: KEDA's eventing CRDs (which its
-# operator watches) and kwok's stages (its binary ships none).
+# operator watches), kwok's stages (its binary ships none) and Karpenter's CRDs.
 module_dir keda "github.com/kedacore/keda/v2@v$KEDA" keda
 module_dir kwok "sigs.k8s.io/kwok@$KWOK" kwok
+module_dir karpenter "sigs.k8s.io/karpenter@$KARPENTER" karpenter
 echo "$out"

@@ -15,8 +15,14 @@ import functools
 import threading
 from typing import Any
 
-# mallopt(3): M_ARENA_MAX.
+# mallopt(3) parameters.
 _M_ARENA_MAX = -8
+_M_MMAP_THRESHOLD = -3
+# Blocks this large are mmapped and unmapped on free. Set explicitly, glibc stops raising the
+# threshold after each free of such a block: otherwise the 256 KiB read buffer of every TLS
+# connection (kopf opens one per concurrent request) lands in the heap after the first few, and
+# a burst of requests leaves the heap fragmented for good.
+MMAP_THRESHOLD = 128 * 1024
 
 
 @functools.cache
@@ -32,9 +38,14 @@ def _glibc() -> Any | None:
 
 
 def limit_arenas(count: int) -> bool:
-    """At most `count` malloc arenas; call before threads start. False where unsupported."""
+    """At most `count` malloc arenas and a fixed mmap threshold; call before threads start.
+    False where unsupported."""
     libc = _glibc()
-    return bool(libc is not None and libc.mallopt(_M_ARENA_MAX, count) == 1)
+    return bool(
+        libc is not None
+        and libc.mallopt(_M_ARENA_MAX, count) == 1
+        and libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+    )
 
 
 def trim() -> bool:

@@ -549,15 +549,25 @@ class AutoscalingSpec(Base):
 class NodeClassRef(Base):
     """The Karpenter node class the NodePool uses."""
 
-    group: Literal["karpenter.k8s.aws", "karpenter.sagemaker.amazonaws.com"] = Field(
+    group: Literal[
+        "karpenter.k8s.aws", "karpenter.sagemaker.amazonaws.com", "karpenter.kwok.sh"
+    ] = Field(
         "karpenter.k8s.aws",
-        description="karpenter.k8s.aws (EKS) or karpenter.sagemaker.amazonaws.com (HyperPod).",
+        description="karpenter.k8s.aws (EKS) or karpenter.sagemaker.amazonaws.com (HyperPod); "
+        "karpenter.kwok.sh only for local clusters and tests (Karpenter's kwok provider).",
     )
-    kind: Literal["EC2NodeClass", "HyperpodNodeClass"] = Field(
+    kind: Literal["EC2NodeClass", "HyperpodNodeClass", "KWOKNodeClass"] = Field(
         "EC2NodeClass", description="Node class kind."
     )
     name: str = Field("default", description="Node class name.", max_length=253, pattern=DNS_LABEL)
 
+
+# The node class kind of each Karpenter provider group.
+NODE_CLASS_KINDS = {
+    "karpenter.k8s.aws": "EC2NodeClass",
+    "karpenter.sagemaker.amazonaws.com": "HyperpodNodeClass",
+    "karpenter.kwok.sh": "KWOKNodeClass",
+}
 
 CapacityType = Literal["spot", "on-demand", "reserved"]
 
@@ -590,6 +600,12 @@ class NodePoolSpec(Base):
                 "karpenter.sagemaker.amazonaws.com",
                 fieldPath=".nodeClassRef.kind",
             ),
+            cel(
+                "!has(self.nodeClassRef) || self.nodeClassRef.group != 'karpenter.kwok.sh' || "
+                "self.nodeClassRef.kind == 'KWOKNodeClass'",
+                "nodeClassRef.kind must be KWOKNodeClass for group karpenter.kwok.sh",
+                fieldPath=".nodeClassRef.kind",
+            ),
         )
     )
 
@@ -616,17 +632,22 @@ class NodePoolSpec(Base):
     node_class_ref: NodeClassRef = Field(
         default_factory=NodeClassRef, description="Node class for the NodePool."
     )
+    consolidate_after: str = Field(
+        "5m",
+        description="How long a node stays empty before Karpenter removes it (only empty nodes "
+        "are consolidated: a serving replica is never moved to save money).",
+        pattern=DURATION_PATTERN,
+        max_length=16,
+    )
 
     @model_validator(mode="after")
     def _pool(self) -> NodePoolSpec:
         if not self.create and self.name is None:
             raise ValueError(POOL_NAME)
-        if (self.node_class_ref.group == "karpenter.k8s.aws") != (
-            self.node_class_ref.kind == "EC2NodeClass"
-        ):
+        expected = NODE_CLASS_KINDS[self.node_class_ref.group]
+        if self.node_class_ref.kind != expected:
             raise ValueError(
-                "nodeClassRef.kind must be EC2NodeClass for group karpenter.k8s.aws "
-                "and HyperpodNodeClass for karpenter.sagemaker.amazonaws.com"
+                f"nodeClassRef.kind must be {expected} for group {self.node_class_ref.group}"
             )
         return self
 

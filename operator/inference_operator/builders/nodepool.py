@@ -105,7 +105,7 @@ def build_nodepool(
             # money, and a drifted or expiring node drains through the pods' preStop and grace.
             "disruption": {
                 "consolidationPolicy": "WhenEmpty",
-                "consolidateAfter": f"{int(seconds('5m'))}s",
+                "consolidateAfter": f"{int(seconds(pool.consolidate_after))}s",
                 "budgets": [{"nodes": "1"}],
             },
             "limits": _limits(spec, replicas, planned_types or []),

@@ -1,0 +1,188 @@
+"""Nodes that really appear: the operator's NodePool on Karpenter's kwok provider (v1.14.1, built
+from its module), on a control plane that starts with no nodes at all.
+
+Karpenter binds its ports on every interface, so these tests run only inside the network
+namespace hack/netns.sh makes (`make test` does); elsewhere they skip and say so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import config
+
+from kubeharness import Cluster, eventually, infd, start_operator
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("INFOP_NETNS") or bool(os.environ.get("INFOP_KUBECONFIG")),
+    reason="Karpenter runs only beside the local control plane, in hack/netns.sh's namespace",
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+NS = "solo-karpenter"
+NODE_CLASS = "local"
+# Offerings taken away: no spot g6e.xlarge in us-east-1a (Karpenter must try the next), and no
+# p5.48xlarge anywhere (pods that need one wait, and the operator says why).
+GONE_SPOT = ("g6e.xlarge", "us-east-1a", "spot")
+
+
+def offered(instance: str, zone: str, capacity: str) -> bool:
+    return instance != "p5.48xlarge" and (instance, zone, capacity) != GONE_SPOT
+
+
+@pytest.fixture(scope="module")
+def kcluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    from localcluster import LocalCluster, build_tools
+    from localkarpenter import LocalKarpenter
+
+    lc = LocalCluster(build_tools()).start()  # no nodes: Karpenter must launch every one
+    c = Cluster(lc.kubeconfig, config.new_client_from_config(str(lc.kubeconfig)), lc)
+    log = tmp_path_factory.mktemp("karpenter") / "operator.log"
+    operator = None
+    try:
+        LocalKarpenter(lc, offered).start()
+        c.install_crds(sorted((ROOT / "crds").glob("*.yaml")))
+        c.apply(
+            {
+                "apiVersion": "karpenter.kwok.sh/v1alpha1",
+                "kind": "KWOKNodeClass",
+                "metadata": {"name": NODE_CLASS},
+                # A node takes this long from launch to registration (boot, kubelet).
+                "spec": {"nodeRegistrationDelay": "5s"},
+            }
+        )
+        c.create_namespace(NS)
+        operator = start_operator(c, NS, log, INFOP_PENDING_THRESHOLD_SECONDS="10")
+        yield c
+    finally:
+        if operator is not None:
+            operator.terminate()
+            operator.wait(timeout=30)
+        c.close()
+
+
+def pool(**extra: Any) -> dict[str, Any]:
+    return {
+        "create": True,
+        "capacityTypes": ["spot", "on-demand"],
+        "zones": ["us-east-1a", "us-east-1b"],
+        "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": NODE_CLASS},
+        "consolidateAfter": "10s",
+        **extra,
+    }
+
+
+def items(c: Cluster, *args: str) -> list[dict[str, Any]]:
+    out = c.kubectl("get", *args, "-o", "json").stdout
+    return list(json.loads(out)["items"])
+
+
+def claims_of(c: Cluster, name: str) -> list[dict[str, Any]]:
+    mine = {"infer.dev/owner-namespace": NS, "infer.dev/owner-name": name}
+    return [
+        n
+        for n in items(c, "nodeclaims")
+        if mine.items() <= (n["metadata"].get("labels") or {}).items()
+    ]
+
+
+def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
+    conds = ((obj or {}).get("status") or {}).get("conditions") or []
+    return next((x for x in conds if x.get("type") == kind), {})
+
+
+def test_pending_replicas_get_nodes_of_the_planned_types_and_leave_when_empty(
+    kcluster: Cluster,
+) -> None:
+    c = kcluster
+    c.apply(infd(NS, "llm", replicas=2, nodePool=pool(), autoscaling={"enabled": False}))
+
+    def unschedulable() -> bool:
+        pods = items(c, "pods", "-n", NS, "-l", "infer.dev/deployment=llm")
+        return any(
+            x.get("reason") == "Unschedulable"
+            for p in pods
+            for x in (p.get("status") or {}).get("conditions") or []
+        )
+
+    eventually(unschedulable, timeout=60, what="the replicas Pending: no node can take them")
+    planned = eventually(
+        lambda: (
+            (c.get("InferenceDeployment", "llm", NS) or {})
+            .get("status", {})
+            .get("capacity", {})
+            .get("instanceTypes")
+        ),
+        timeout=30,
+        what="the capacity plan's instance types in status",
+    )
+
+    def two_claims() -> list[dict[str, Any]]:
+        claims = claims_of(c, "llm")
+        assert len(claims) == 2, [x["metadata"]["name"] for x in claims]
+        return claims
+
+    claims = eventually(two_claims, timeout=60, what="two NodeClaims for the two replicas")
+    for claim in claims:
+        labels = claim["metadata"]["labels"]
+        shape = (
+            labels["node.kubernetes.io/instance-type"],
+            labels["topology.kubernetes.io/zone"],
+            labels["karpenter.sh/capacity-type"],
+        )
+        assert shape[0] in planned, (shape, planned)
+        assert shape[1] in ("us-east-1a", "us-east-1b"), shape
+        assert shape != GONE_SPOT, "launched an offering that is not available"
+        # Spot first: every planned type has a spot offering left in an allowed zone.
+        assert shape[2] == "spot", shape
+
+    def serving() -> bool:
+        obj = c.get("InferenceDeployment", "llm", NS)
+        assert condition(obj, "Ready").get("status") == "True", condition(obj, "Ready")
+        return True
+
+    eventually(serving, timeout=90, what="both replicas Running on the new nodes, Ready=True")
+    nodes = {
+        p["spec"].get("nodeName")
+        for p in items(c, "pods", "-n", NS, "-l", "infer.dev/deployment=llm")
+    }
+    assert nodes == {x["status"].get("nodeName") for x in claims_of(c, "llm")}
+
+    c.kubectl("patch", "infd", "llm", "-n", NS, "--type=merge", "-p", '{"spec":{"replicas":0}}')
+    eventually(
+        lambda: not claims_of(c, "llm"),
+        timeout=180,
+        what="the empty nodes removed after the NodePool's consolidateAfter (10 s)",
+    )
+
+
+def test_pods_no_offering_can_take_are_reported_on_the_inference_deployment(
+    kcluster: Cluster,
+) -> None:
+    c = kcluster
+    c.apply(
+        infd(
+            NS,
+            "big",
+            model={"uri": "hf://meta-llama/Llama-3.1-70B-Instruct"},
+            accelerator={"kind": "nvidia", "types": ["H100"], "perReplica": 8},
+            replicas=1,
+            nodePool=pool(),
+            autoscaling={"enabled": False},
+        )
+    )
+
+    def degraded() -> dict[str, Any]:
+        cond = condition(c.get("InferenceDeployment", "big", NS), "Degraded")
+        assert cond.get("reason") == "InsufficientCapacity", cond
+        return cond
+
+    cond = eventually(degraded, timeout=90, what="Degraded=InsufficientCapacity")
+    assert "cannot be scheduled" in cond["message"], cond
+    assert not claims_of(c, "big"), "a NodeClaim for an offering that does not exist"
+    c.kubectl("delete", "infd", "big", "-n", NS, "--wait=false")
