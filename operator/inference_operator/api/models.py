@@ -675,6 +675,23 @@ class GatewaySpec(Base):
     )
 
 
+class WarmCapacity(Base):
+    """Room Karpenter keeps free for more replicas (a CapacityBuffer): a replica added while it
+    lasts starts on a node that is already up instead of waiting for one to launch."""
+
+    replicas: int = Field(
+        description="Replicas' worth of spare nodes to keep, beyond what runs.", ge=1, le=64
+    )
+
+
+class CapacitySpec(Base):
+    """Capacity beyond the running replicas."""
+
+    warm: WarmCapacity | None = Field(
+        None, description="Warm spare capacity (Karpenter CapacityBuffer); omit for none."
+    )
+
+
 class InferenceDeploymentSpec(Base):
     """Desired state of an InferenceDeployment."""
 
@@ -692,6 +709,9 @@ class InferenceDeploymentSpec(Base):
         default_factory=AutoscalingSpec, description="Demand-driven scaling."
     )
     node_pool: NodePoolSpec | None = Field(None, description="Karpenter NodePool.")
+    capacity: CapacitySpec = Field(
+        default_factory=CapacitySpec, description="Capacity beyond the running replicas."
+    )
     gateway: GatewaySpec | None = Field(
         None, description="Run a gateway in front of this model (omit: none, or a shared one)."
     )

@@ -68,6 +68,8 @@ def build_nodepool(
     pool = spec.node_pool
     assert pool is not None
     replicas = spec.autoscaling.max_replicas if spec.autoscaling.enabled else spec.replicas
+    # Warm capacity holds nodes of this pool too: the limits leave room for it.
+    replicas += spec.capacity.warm.replicas if spec.capacity.warm else 0
     requirements: list[dict[str, Any]] = [
         {
             "key": "karpenter.sh/capacity-type",

@@ -11,6 +11,7 @@ from typing import Any
 
 from inference_operator.api.defaults import DEFAULT_IMAGE, DEFAULT_PROMETHEUS_URL
 from inference_operator.api.models import InferenceDeploymentSpec
+from inference_operator.builders import buffer
 from inference_operator.builders.autoscaling import (
     build_scaled_object,
     build_trigger_authentication,
@@ -28,6 +29,8 @@ class Available:
     pod_monitor: bool = False
     keda: bool = False
     karpenter: bool = False
+    # Karpenter's CapacityBuffer API (its CapacityBuffer feature gate).
+    capacity_buffer: bool = False
     # Where KEDA reaches the operator's external scaler; None: Prometheus triggers only.
     scaler_address: str | None = None
     # The ClusterTriggerAuthentication for a scaler that serves TLS; None: plaintext.
@@ -95,4 +98,10 @@ def build_all(
             out.apply.append(build_nodepool(owner, spec, planned_types))
         else:
             out.absent.append(("karpenter.sh/v1", "NodePool", owner.cluster_name, None))
+    if available.capacity_buffer:
+        warm = buffer.build_capacity_buffer(owner, spec)
+        if warm is not None:
+            out.apply.append(warm)
+        else:
+            out.absent.append((buffer.API_VERSION, buffer.KIND, owner.name, owner.namespace))
     return out
