@@ -1,10 +1,11 @@
-"""Keep the operator's resident memory close to what it really holds.
+"""Give freed heap back to the OS.
 
-Measured with memray at 1,000 InferenceDeployments: the objects alive at steady state are a
-fraction of the process's RSS. The rest is freed memory that glibc's malloc keeps: one arena per
-thread that ever allocated (kopf's sync handlers run in a pool of 20 threads), each holding the
-free chunks of the creation burst. Two arenas and a periodic `malloc_trim` give it back. Where the
-C library is not glibc (musl, macOS) both are no-ops.
+glibc's malloc keeps one arena per thread that ever allocated (kopf's sync handlers run in a pool
+of 20 threads), each holding the free chunks the bursts of creation and resumption leave behind.
+Two arenas and a periodic `malloc_trim` return what glibc holds: measured, 8 of 204 MiB at 1,000
+InferenceDeployments (docs/benchmark.md); most of the rest of the gap between live objects and
+RSS sits in Python's own small-object allocator, which this cannot reach. Where the C library is
+not glibc (musl, macOS) both calls are no-ops.
 """
 
 from __future__ import annotations
@@ -15,14 +16,8 @@ import functools
 import threading
 from typing import Any
 
-# mallopt(3) parameters.
+# mallopt(3): M_ARENA_MAX.
 _M_ARENA_MAX = -8
-_M_MMAP_THRESHOLD = -3
-# Blocks this large are mmapped and unmapped on free. Set explicitly, glibc stops raising the
-# threshold after each free of such a block: otherwise the 256 KiB read buffer of every TLS
-# connection (kopf opens one per concurrent request) lands in the heap after the first few, and
-# a burst of requests leaves the heap fragmented for good.
-MMAP_THRESHOLD = 128 * 1024
 
 
 @functools.cache
@@ -38,14 +33,9 @@ def _glibc() -> Any | None:
 
 
 def limit_arenas(count: int) -> bool:
-    """At most `count` malloc arenas and a fixed mmap threshold; call before threads start.
-    False where unsupported."""
+    """At most `count` malloc arenas; call before threads start. False where unsupported."""
     libc = _glibc()
-    return bool(
-        libc is not None
-        and libc.mallopt(_M_ARENA_MAX, count) == 1
-        and libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-    )
+    return bool(libc is not None and libc.mallopt(_M_ARENA_MAX, count) == 1)
 
 
 def trim() -> bool:

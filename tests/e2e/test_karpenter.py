@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,9 @@ def test_pending_replicas_get_nodes_of_the_planned_types_and_leave_when_empty(
         assert condition(obj, "Ready").get("status") == "True", condition(obj, "Ready")
         return True
 
+    t0 = time.monotonic()
     eventually(serving, timeout=90, what="both replicas Running on the new nodes, Ready=True")
+    print(f"cold scale-up: Ready {time.monotonic() - t0:.1f}s after the NodeClaims launched")
     nodes = {
         p["spec"].get("nodeName")
         for p in items(c, "pods", "-n", NS, "-l", "infer.dev/deployment=llm")
@@ -218,6 +221,27 @@ def test_warm_capacity_keeps_a_spare_node_until_the_field_goes(kcluster: Cluster
         timeout=90,
         what="the replica Ready",
     )
+
+    # A scale-up lands on the warm node: no launch, no registration delay to wait for.
+    def registered() -> set[str]:
+        names = {(x.get("status") or {}).get("nodeName") for x in claims_of(c, "warm")}
+        assert None not in names and len(names) == 2, names
+        return {str(n) for n in names}
+
+    before = eventually(registered, timeout=60, what="both nodes registered")
+    t0 = time.monotonic()
+    c.apply(infd(NS, "warm", capacity={"warm": {"replicas": 1}}, **{**spec, "replicas": 2}))
+
+    def two_running() -> set[str]:
+        pods = items(c, "pods", "-n", NS, "-l", "infer.dev/deployment=warm")
+        running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
+        assert len(running) == 2, [p["metadata"]["name"] for p in running]
+        return {str(p["spec"]["nodeName"]) for p in running}
+
+    on = eventually(two_running, timeout=60, what="the second replica Running")
+    print(f"scale-up onto warm capacity: Running {time.monotonic() - t0:.1f}s after the edit")
+    assert on == before, f"a replica waited for a new node: {on - before}"
+    spec["replicas"] = 2
     c.apply(infd(NS, "warm", **spec))  # the field goes: so does the buffer
     eventually(
         lambda: c.kubectl("get", "capacitybuffers", "warm", "-n", NS, check=False).returncode,

@@ -1,9 +1,9 @@
 """One kopf timer per InferenceDeployment runs both periodic passes: the recommender every
 autoscale period and the drift-restoring reconcile every resync period.
 
-One timer, not two: each kopf timer is an asyncio task with its own stack of coroutines, a
-logger and a patch, and kopf keeps the object's whole body for its timers; at 5,000 objects a
-second timer per object was a sixth of the operator's memory and half its idle CPU.
+One timer, not two: each kopf timer is an asyncio task per object with its own coroutines,
+logger, cause and patch objects. Measured with the client pool change beside it: RSS 196 -> 178
+MiB at 1,000 InferenceDeployments (docs/benchmark.md).
 """
 
 from __future__ import annotations
