@@ -77,9 +77,12 @@ def test_apply_creates_children_and_pods_run_on_gpu_nodes(
 def test_spec_edit_rolls_out_and_scale_subresource_drives_replicas(
     cluster: Cluster, namespace: str, operator_running: object
 ) -> None:
-    cluster.apply(infd(namespace))
+    # No autoscaling: where KEDA runs (the e2e tests start it for the session) its HPA would set
+    # the replicas this test sets through /scale.
+    manual = {"autoscaling": {"enabled": False}}
+    cluster.apply(infd(namespace, **manual))
     wait_ready(cluster, namespace, "llama", 2)
-    edited = infd(namespace)
+    edited = infd(namespace, **manual)
     edited["spec"]["model"]["maxModelLen"] = 4096
     cluster.apply(edited)
     eventually(
