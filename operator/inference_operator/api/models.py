@@ -586,25 +586,15 @@ class NodePoolSpec(Base):
                 POOL_NAME,
                 fieldPath=".name",
             ),
-            cel(
-                "!has(self.nodeClassRef) || self.nodeClassRef.group != 'karpenter.k8s.aws' || "
-                "self.nodeClassRef.kind == 'EC2NodeClass'",
-                "nodeClassRef.kind must be EC2NodeClass for group karpenter.k8s.aws",
-                fieldPath=".nodeClassRef.kind",
-            ),
-            cel(
-                "!has(self.nodeClassRef) || "
-                "self.nodeClassRef.group != 'karpenter.sagemaker.amazonaws.com' || "
-                "self.nodeClassRef.kind == 'HyperpodNodeClass'",
-                "nodeClassRef.kind must be HyperpodNodeClass for group "
-                "karpenter.sagemaker.amazonaws.com",
-                fieldPath=".nodeClassRef.kind",
-            ),
-            cel(
-                "!has(self.nodeClassRef) || self.nodeClassRef.group != 'karpenter.kwok.sh' || "
-                "self.nodeClassRef.kind == 'KWOKNodeClass'",
-                "nodeClassRef.kind must be KWOKNodeClass for group karpenter.kwok.sh",
-                fieldPath=".nodeClassRef.kind",
+            # One rule per provider group: its node class kind.
+            *(
+                cel(
+                    f"!has(self.nodeClassRef) || self.nodeClassRef.group != '{group}' || "
+                    f"self.nodeClassRef.kind == '{kind}'",
+                    f"nodeClassRef.kind must be {kind} for group {group}",
+                    fieldPath=".nodeClassRef.kind",
+                )
+                for group, kind in NODE_CLASS_KINDS.items()
             ),
         )
     )
