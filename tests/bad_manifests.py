@@ -253,6 +253,21 @@ BAD = [
         "spec.engine.env[0].name",
         "should match",
     ),
+    (with_("capacity.warm", {}), "spec.capacity.warm", "set exactly one of replicas"),
+    (
+        with_("capacity.warm", {"replicas": 2, "auto": {"maxReplicas": 4}}),
+        "spec.capacity.warm",
+        "set exactly one of replicas",
+    ),
+    (with_("capacity.warm.auto", {"maxReplicas": 0}), "spec.capacity.warm.auto.maxReplicas", ""),
+    (with_("cache", {}), "spec.cache", "set exactly one of claimName"),
+    (
+        with_("cache", {"claimName": "models", "hostPath": "/var/cache"}),
+        "spec.cache",
+        "set exactly one of claimName",
+    ),
+    (with_("cache", {"hostPath": "/var/../etc"}), "spec.cache.hostPath", "should match"),
+    (with_("cache", {"hostPath": "relative/dir"}), "spec.cache.hostPath", "should match"),
     # Found by the schema fuzzer: values that would have been refused only in the Deployment.
     (
         with_("engine.env", [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]),

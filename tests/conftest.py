@@ -21,6 +21,7 @@ SHARED = ROOT.parent / "shared"
 UPSTREAM_CRDS = [
     *sorted((SHARED / "upstream/crds/keda").glob("*.yaml")),
     *sorted((SHARED / "upstream/crds/karpenter/aws").glob("*.yaml")),
+    SHARED / "upstream/crds/karpenter/autoscaling.x-k8s.io_capacitybuffers.yaml",
     *sorted((SHARED / "upstream/crds/prometheus-operator").glob("*.yaml")),
 ]
 

@@ -193,6 +193,36 @@ def test_pods_no_offering_can_take_are_reported_on_the_inference_deployment(
     c.kubectl("delete", "infd", "big", "-n", NS, "--wait=false")
 
 
+def test_the_pools_limits_stop_growth_and_the_inference_deployment_says_so(
+    kcluster: Cluster,
+) -> None:
+    c = kcluster
+    c.apply(
+        infd(
+            NS,
+            "capped",
+            replicas=2,
+            nodePool=pool(maxDevices=1),
+            autoscaling={"enabled": False},
+        )
+    )
+
+    def one_node_then_the_limit() -> dict[str, Any]:
+        assert len(claims_of(c, "capped")) == 1, "Karpenter launched past the NodePool's limits"
+        cond = condition(c.get("InferenceDeployment", "capped", NS), "Degraded")
+        assert cond.get("reason") == "NodePoolLimitReached", cond
+        return cond
+
+    cond = eventually(one_node_then_the_limit, timeout=120, what="Degraded=NodePoolLimitReached")
+    assert "nvidia.com/gpu 1 in use of 1" in cond["message"], cond
+    assert "cannot be scheduled" in cond["message"], cond
+    stalled = condition(c.get("InferenceDeployment", "capped", NS), "Stalled")
+    assert stalled.get("status") == "True", stalled
+    # Still one node: the limit holds, not just a slow launch.
+    assert len(claims_of(c, "capped")) == 1
+    c.kubectl("delete", "infd", "capped", "-n", NS, "--wait=false")
+
+
 def test_warm_capacity_keeps_a_spare_node_until_the_field_goes(kcluster: Cluster) -> None:
     c = kcluster
     spec: dict[str, Any] = {"replicas": 1, "nodePool": pool(), "autoscaling": {"enabled": False}}

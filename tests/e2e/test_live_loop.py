@@ -49,6 +49,8 @@ def infd(prometheus_url: str) -> dict[str, Any]:
             "model": {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct"},
             "accelerator": {"kind": "nvidia", "types": ["L40S"]},
             "replicas": 0,
+            # Sized by the brain; the CapacityBuffer CRD is served (no Karpenter consumes it here).
+            "capacity": {"warm": {"auto": {"maxReplicas": 2}}},
             "autoscaling": {
                 "minReplicas": 0,
                 "maxReplicas": 6,
@@ -165,6 +167,19 @@ def test_scales_from_zero_up_under_load_and_back_to_zero(
         assert made[direction]["policies"] == asked[direction]["policies"], made
         assert str(made[direction]["tolerance"]) == "0", made
     assert hpa["spec"]["scaleTargetRef"]["kind"] == "InferenceDeployment", hpa["spec"]
+
+    # Warm capacity: the growth the brain saw (woken from zero, then more under load), within
+    # warm.auto.maxReplicas, in status and in the CapacityBuffer on the vLLM Deployment.
+    def warm() -> dict[str, Any]:
+        obj = cluster.get("InferenceDeployment", NAME, namespace) or {}
+        w = (obj.get("status") or {}).get("warm") or {}
+        assert 1 <= int(w.get("replicas") or 0) <= 2, w
+        buf = cluster.get("CapacityBuffer", NAME, namespace) or {}
+        assert (buf.get("spec") or {}).get("replicas") == w["replicas"], (buf, w)
+        return w
+
+    w = eventually(warm, timeout=60, what="status.warm and the CapacityBuffer agree")
+    assert "demand rose by up to" in w["reason"], w
     driver.join(timeout=400)
     assert not driver.is_alive()
     samples: list[Sample] = [s for _, s in drive.results]

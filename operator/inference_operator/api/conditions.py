@@ -102,6 +102,7 @@ class WorkloadView:
     generation: int = 0
     observed_generation: int = 0
     unschedulable: str | None = None  # the scheduler's message, when pods wait too long
+    pool_limit: str | None = None  # why our NodePool launches no more nodes (its limits)
     stuck: str | None = None  # the Deployment's ProgressDeadlineExceeded message
     invalid: str | None = None  # a spec problem the schema could not see
 
@@ -156,7 +157,11 @@ def workload_conditions(v: WorkloadView) -> list[Cond]:
         if ready
         else Cond("Progressing", "True", "RollingOut", counts)
     )
-    if v.unschedulable:
+    if v.unschedulable and v.pool_limit:
+        degraded = Cond(
+            "Degraded", "True", "NodePoolLimitReached", f"{v.pool_limit}; {v.unschedulable}"
+        )
+    elif v.unschedulable:
         degraded = Cond("Degraded", "True", "InsufficientCapacity", v.unschedulable)
     elif v.stuck:
         degraded = Cond("Degraded", "True", "ProgressDeadlineExceeded", v.stuck)
@@ -187,6 +192,7 @@ def deployment_view(
     desired: int,
     deploy: dict[str, Any] | None,
     unschedulable: str | None = None,
+    pool_limit: str | None = None,
 ) -> WorkloadView:
     """The view from a Deployment object as the API server returns it (None: not made yet)."""
     d = deploy or {}
@@ -209,5 +215,6 @@ def deployment_view(
         generation=int((d.get("metadata") or {}).get("generation") or (1 if desired else 0)),
         observed_generation=int(st.get("observedGeneration") or 0),
         unschedulable=unschedulable,
+        pool_limit=pool_limit,
         stuck=stuck,
     )

@@ -629,6 +629,15 @@ class NodePoolSpec(Base):
         pattern=DURATION_PATTERN,
         max_length=16,
     )
+    max_devices: int | None = Field(
+        None,
+        description="A spending cap: at most this many GPUs (or NeuronCores) on the pool's nodes. "
+        "Default: room for maxReplicas (spec.replicas without autoscaling), the warm capacity and "
+        "one replica of a rolling update, each alone on the largest planned node. Pods beyond "
+        "the cap stay Pending and Degraded says NodePoolLimitReached.",
+        ge=1,
+        le=100_000,
+    )
 
     @model_validator(mode="after")
     def _pool(self) -> NodePoolSpec:
@@ -665,13 +674,86 @@ class GatewaySpec(Base):
     )
 
 
+WARM_ONE_OF = "set exactly one of replicas (a fixed number) or auto (sized by the scaling brain)"
+
+
+class WarmAuto(Base):
+    """Warm capacity sized by the scaling brain: the largest rise in demand within one start-up
+    time seen over the last hour (what replicas created after the rise began could not have
+    served in time), never more than maxReplicas leaves room for. Shown in status.warm."""
+
+    max_replicas: int = Field(
+        4, description="At most this many replicas' worth of spare nodes.", ge=1, le=64
+    )
+
+
 class WarmCapacity(Base):
     """Room Karpenter keeps free for more replicas (a CapacityBuffer): a replica added while it
     lasts starts on a node that is already up instead of waiting for one to launch."""
 
-    replicas: int = Field(
-        description="Replicas' worth of spare nodes to keep, beyond what runs.", ge=1, le=64
+    model_config = ConfigDict(
+        json_schema_extra=validations(cel("has(self.replicas) != has(self.auto)", WARM_ONE_OF))
     )
+
+    replicas: int | None = Field(
+        None,
+        description="A fixed number of replicas' worth of spare nodes to keep, beyond what runs.",
+        ge=1,
+        le=64,
+    )
+    auto: WarmAuto | None = Field(
+        None, description="Let the scaling brain size the spare capacity (set `auto: {}`)."
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> WarmCapacity:
+        if (self.replicas is None) == (self.auto is None):
+            raise ValueError(WARM_ONE_OF)
+        return self
+
+    @property
+    def ceiling(self) -> int:
+        """The most spare replicas this can ask for (NodePool limits leave room for it)."""
+        return self.auto.max_replicas if self.auto is not None else self.replicas or 0
+
+
+CACHE_ONE_OF = "set exactly one of claimName (a shared volume) or hostPath (a node-local directory)"
+
+
+class CacheSpec(Base):
+    """Where a new replica finds what earlier ones downloaded or compiled: Hugging Face weights
+    (HF_HOME), vLLM's compile cache (VLLM_CACHE_ROOT) and, on Neuron, compiled NEFFs. Mounted at
+    /cache. Weights from s3:// are streamed, not cached; pvc:// weights are already local."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel("has(self.claimName) != has(self.hostPath)", CACHE_ONE_OF)
+        )
+    )
+
+    claim_name: str | None = Field(
+        None,
+        description="A PersistentVolumeClaim in this namespace, shared by every replica: "
+        "ReadWriteMany (EFS, FSx for Lustre), so one download or compilation serves all.",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+    )
+    host_path: str | None = Field(
+        None,
+        description="A directory on each node: a replica gains only on a node that served "
+        "this model before (a warm node). The baseline and restricted Pod Security levels "
+        "refuse hostPath volumes.",
+        max_length=256,
+        # Absolute, no "." or ".." segments.
+        pattern=r"^(/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$",
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> CacheSpec:
+        if (self.claim_name is None) == (self.host_path is None):
+            raise ValueError(CACHE_ONE_OF)
+        return self
 
 
 class CapacitySpec(Base):
@@ -704,6 +786,11 @@ class InferenceDeploymentSpec(Base):
     )
     gateway: GatewaySpec | None = Field(
         None, description="Run a gateway in front of this model (omit: none, or a shared one)."
+    )
+    cache: CacheSpec | None = Field(
+        None,
+        description="A weights and compile cache that new replicas read instead of the hub "
+        "(shorter start-ups); omit for none.",
     )
 
 
@@ -741,6 +828,14 @@ class RecommendationStatus(Base):
     at: str | None = Field(None, description="When.")
 
 
+class WarmStatus(Base):
+    """The warm capacity the scaling brain asks for (spec.capacity.warm.auto)."""
+
+    replicas: int = Field(description="Replicas' worth of spare nodes in the CapacityBuffer.")
+    reason: str = Field("", description="Why.", max_length=1024)
+    at: str | None = Field(None, description="When it last changed.")
+
+
 class GatewayStatus(Base):
     """Where the gateway is."""
 
@@ -766,6 +861,9 @@ class InferenceDeploymentStatus(Base):
     signals: Signals | None = Field(None, description="Last observed load.")
     recommendation: RecommendationStatus | None = Field(None, description="Last decision.")
     gateway: GatewayStatus | None = Field(None, description="The gateway spec.gateway made.")
+    warm: WarmStatus | None = Field(
+        None, description="Warm capacity sized by the scaling brain (spec.capacity.warm.auto)."
+    )
     scaler_state: dict[str, Any] | None = Field(
         None,
         description="The recommender's memory, kept here to survive operator restarts.",

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from inference_operator.bench.simulator.fleet import FleetView
 from inference_operator.scaling import Observation, Policy, State, recommend
 from inference_operator.scaling.hpa import hpa_replicas
+from inference_operator.scaling.warm import warm_replicas
 
 
 def _clamp(n: int, lo: int, hi: int) -> int:
@@ -25,6 +26,13 @@ class Ours:
     interval: float = 15.0
     name: str = "ours"
     state: State = field(default_factory=State)
+    # spec.capacity.warm.auto.maxReplicas; None: no warm capacity.
+    warm_ceiling: int | None = None
+    _warm: int = 0
+
+    def warm(self) -> int:
+        """Spare replicas' worth of nodes, as the operator sizes the CapacityBuffer."""
+        return self._warm
 
     def decide(self, now: float, view: FleetView) -> int:
         s = view.latest(now, self.scrape_interval)
@@ -43,6 +51,10 @@ class Ours:
             sampled_at=s.at,
         )
         rec, self.state = recommend(obs, self.policy, self.state, now)
+        if self.warm_ceiling:
+            self._warm, _ = warm_replicas(
+                self.state.warm, now, self.warm_ceiling, rec.replicas, self.policy.max_replicas
+            )
         return rec.replicas
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from inference_operator.api.models import WarmAuto
 from inference_operator.bench.policies import (
     KedaHpaDefaults,
     KnativeKpa,
@@ -23,7 +24,7 @@ from inference_operator.bench.simulator.profiles import EngineProfile, StartupSc
 from inference_operator.bench.traces import Trace
 from inference_operator.scaling import Policy, Targets
 
-POLICY_NAMES = ("ours", "static-peak", "keda-default", "knative-kpa", "oracle")
+POLICY_NAMES = ("ours", "ours-buffered", "static-peak", "keda-default", "knative-kpa", "oracle")
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,11 @@ def measure(
         total += life
         starting += max(0.0, min(r.ready_at, end) - r.created_at)
         serving += min(r.engine.busy_seconds, max(0.0, end - r.ready_at))
+    # Spare nodes held for a buffer cost as much as a replica's node, all of it idle.
+    total += sum(
+        max(0.0, (n.ended_at if n.ended_at is not None else result.end) - n.launched_at)
+        for n in result.spares
+    )
     dev = result.devices_per_replica
     reqs = result.requests
     finished = [r for r in reqs if r.finished_at is not None and not r.failed]
@@ -216,6 +222,10 @@ def build_policies(
     lead = cfg.scenario.total_s * (1 + cfg.scenario.jitter)
     made: dict[str, ScalingPolicy] = {
         "ours": Ours(our_policy(cfg, capacity)),
+        # spec.capacity.warm.auto with its default ceiling: a CapacityBuffer sized by the brain.
+        "ours-buffered": Ours(
+            our_policy(cfg, capacity), name="ours-buffered", warm_ceiling=WarmAuto().max_replicas
+        ),
         "static-peak": Static(max(cfg.min_replicas, 1, peak)),
         "keda-default": KedaHpaDefaults(cfg.queue_per_replica, cfg.min_replicas, cfg.max_replicas),
         "knative-kpa": KnativeKpa(capacity.concurrency, cfg.min_replicas, cfg.max_replicas),
@@ -244,7 +254,12 @@ def replay(
         requests = [Request(r.at, r.prompt_tokens, r.output_tokens) for r in trace.requests]
         initial = policy.replicas if isinstance(policy, Static) else opening
         sim = FleetSimulator(
-            cfg.profile, cfg.scenario, policy, initial_replicas=initial, seed=cfg.seed
+            cfg.profile,
+            cfg.scenario,
+            policy,
+            initial_replicas=initial,
+            seed=cfg.seed,
+            warm=policy.warm if isinstance(policy, Ours) and policy.warm_ceiling else None,
         )
         tick = (lambda t, n=name: progress(n, t)) if progress else None
         result = sim.run(requests, tick)

@@ -15,7 +15,11 @@ API_VERSION = "autoscaling.x-k8s.io/v1beta1"
 KIND = "CapacityBuffer"
 
 
-def build_capacity_buffer(owner: Owner, spec: InferenceDeploymentSpec) -> dict[str, Any] | None:
+def build_capacity_buffer(
+    owner: Owner, spec: InferenceDeploymentSpec, auto_replicas: int = 0
+) -> dict[str, Any] | None:
+    """`auto_replicas`: what the scaling brain asks for (status.warm) when the spec says auto;
+    0 keeps the buffer, empty, rather than deleting and recreating it as demand comes and goes."""
     warm = spec.capacity.warm
     if warm is None:
         return None
@@ -25,6 +29,6 @@ def build_capacity_buffer(owner: Owner, spec: InferenceDeploymentSpec) -> dict[s
         "metadata": owner.metadata(),
         "spec": {
             "scalableRef": {"apiGroup": "apps", "kind": "Deployment", "name": owner.name},
-            "replicas": warm.replicas,
+            "replicas": warm.replicas if warm.replicas is not None else auto_replicas,
         },
     }

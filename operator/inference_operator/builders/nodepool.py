@@ -51,11 +51,17 @@ def _instance_requirements(
 
 
 def _limits(spec: InferenceDeploymentSpec, replicas: int, planned: list[str]) -> dict[str, str]:
-    """Devices for `replicas` replicas, and CPU and memory for one node of the largest planned
-    type per replica (the worst case: a replica alone on its node)."""
+    """Room for `replicas` replicas, each alone on a node of the largest planned type (the worst
+    case: Karpenter counts a node's whole capacity against the limits, so a 4-GPU node that
+    carries a 1-GPU replica uses 4). spec.nodePool.maxDevices caps the devices."""
     n = max(1, replicas)
-    limits = {device_resource(spec): str(n * spec.accelerator.per_replica)}
     shapes = [BY_NAME[t] for t in planned if t in BY_NAME]
+    per_node = max([spec.accelerator.per_replica, *(i.devices for i in shapes)])
+    pool = spec.node_pool
+    devices = n * per_node
+    if pool is not None and pool.max_devices is not None:
+        devices = pool.max_devices
+    limits = {device_resource(spec): str(devices)}
     if shapes:
         limits["cpu"] = str(n * max(i.vcpu for i in shapes))
         limits["memory"] = f"{n * max(i.memory_gib for i in shapes)}Gi"
@@ -68,8 +74,9 @@ def build_nodepool(
     pool = spec.node_pool
     assert pool is not None
     replicas = spec.autoscaling.max_replicas if spec.autoscaling.enabled else spec.replicas
-    # Warm capacity holds nodes of this pool too: the limits leave room for it.
-    replicas += spec.capacity.warm.replicas if spec.capacity.warm else 0
+    # Warm capacity holds nodes of this pool too, and a rolling update adds one pod (maxSurge 1):
+    # without room for it, a fleet at its maximum could never roll out a new spec.
+    replicas += (spec.capacity.warm.ceiling if spec.capacity.warm else 0) + 1
     requirements: list[dict[str, Any]] = [
         {
             "key": "karpenter.sh/capacity-type",

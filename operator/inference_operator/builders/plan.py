@@ -64,7 +64,9 @@ def build_all(
     available: Available,
     planned_types: list[str] | None = None,
     had_gateway: bool = False,
+    warm_replicas: int = 0,
 ) -> Desired:
+    """`warm_replicas`: the scaling brain's warm capacity (status.warm) for `warm.auto`."""
     out = Desired(apply=build_workload(owner, spec, available.pod_monitor))
     out.apply += build_gateway(owner, spec, available.operator_image)
     if spec.gateway is None and had_gateway:
@@ -99,7 +101,7 @@ def build_all(
         else:
             out.absent.append(("karpenter.sh/v1", "NodePool", owner.cluster_name, None))
     if available.capacity_buffer:
-        warm = buffer.build_capacity_buffer(owner, spec)
+        warm = buffer.build_capacity_buffer(owner, spec, warm_replicas)
         if warm is not None:
             out.apply.append(warm)
         else:

@@ -116,6 +116,37 @@ def _resources(spec: InferenceDeploymentSpec) -> dict[str, Any]:
     return {"requests": requests, "limits": {"memory": memory, device_resource(spec): str(devices)}}
 
 
+CACHE_MOUNT = "/cache"
+
+
+def _cache(
+    spec: InferenceDeploymentSpec, env: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """spec.cache: the volume, its mount, and the variables that point vLLM, the Hugging Face
+    hub and the Neuron compiler into it (appended to `env`; a name the user set wins)."""
+    cache = spec.cache
+    if cache is None:
+        return [], []
+    source: dict[str, Any] = (
+        {"persistentVolumeClaim": {"claimName": cache.claim_name}}
+        if cache.claim_name is not None
+        else {"hostPath": {"path": cache.host_path, "type": "DirectoryOrCreate"}}
+    )
+    wanted = {
+        "HF_HOME": f"{CACHE_MOUNT}/huggingface",
+        # vLLM's own cache: torch.compile artifacts and, on Neuron, the local NEFF cache.
+        "VLLM_CACHE_ROOT": f"{CACHE_MOUNT}/vllm",
+    }
+    if spec.accelerator.kind == "neuron":
+        # vLLM Neuron shares compiled NEFFs across nodes through this remote-cache directory;
+        # the Neuron compiler's persistent cache (NxD Inference) reads this one.
+        wanted["NEURON_LIBTORCH_REMOTE_CACHE"] = f"{CACHE_MOUNT}/neuron-remote"
+        wanted["NEURON_COMPILE_CACHE_URL"] = f"{CACHE_MOUNT}/neuron-compile-cache"
+    taken = {e["name"] for e in env}
+    env += [{"name": k, "value": v} for k, v in wanted.items() if k not in taken]
+    return [{"name": "model-cache", **source}], [{"name": "model-cache", "mountPath": CACHE_MOUNT}]
+
+
 def build_deployment(
     owner: Owner, spec: InferenceDeploymentSpec, node_pool: str | None = None
 ) -> dict[str, Any]:
@@ -130,6 +161,7 @@ def build_deployment(
             }
         )
     env += [{"name": e.name, "value": e.value} for e in spec.engine.env]
+    cache_volumes, cache_mounts = _cache(spec, env)
 
     def probe() -> dict[str, Any]:
         return {"httpGet": {"path": "/health", "port": "http"}}
@@ -172,6 +204,7 @@ def build_deployment(
                     {"name": "shm", "mountPath": "/dev/shm"},
                     {"name": "cache", "mountPath": "/root/.cache"},
                     *mounts,
+                    *cache_mounts,
                 ],
             }
         ],
@@ -179,6 +212,7 @@ def build_deployment(
             {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{shm_gib}Gi"}},
             {"name": "cache", "emptyDir": {}},
             *volumes,
+            *cache_volumes,
         ],
     }
     affinity = _node_affinity(spec)

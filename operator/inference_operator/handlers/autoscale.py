@@ -29,16 +29,19 @@ from inference_operator.api.conditions import (
     without_nulls,
 )
 from inference_operator.api.models import GROUP, PLURAL, VERSION, InferenceDeploymentSpec
+from inference_operator.builders.buffer import build_capacity_buffer
 from inference_operator.builders.names import SCALING_MANAGER, Owner
 from inference_operator.handlers import cache
 from inference_operator.handlers.conditions import apply_conditions
 from inference_operator.kube import apply as kube
+from inference_operator.kube.children import Children
 from inference_operator.metrics.reader import Fleet, PrometheusReader
 from inference_operator.scaler.decisions import DECISIONS, Decision, Key
 from inference_operator.scaling.model import State
 from inference_operator.scaling.policy import policy_from_spec
 from inference_operator.scaling.recommend import recommend
 from inference_operator.scaling.report import scaling_active, scaling_limited, signals_status
+from inference_operator.scaling.warm import warm_replicas
 
 _readers: dict[str, PrometheusReader] = {}
 # The recommender's memory by uid: authoritative between status writes.
@@ -153,8 +156,54 @@ def decide(
         was: dict[str, Any] = next((c for c in old if c.get("type") == "ScalingActive"), {})
         if active.status == "False" and was.get("reason") != active.reason:
             kopf.warn(body, reason=active.reason, message=active.message)
+    if spec.capacity.warm is not None and spec.capacity.warm.auto is not None:
+        changed |= _size_warm_capacity(
+            owner, spec, state, rec.replicas, status, patch, children, logger
+        )
+    elif status.get("warm") is not None:
+        patch.status["warm"] = None
     if changed:
         patch.status["scalerState"] = state.to_dict()
+
+
+def _size_warm_capacity(
+    owner: Owner,
+    spec: InferenceDeploymentSpec,
+    state: State,
+    replicas: int,
+    status: Mapping[str, Any],
+    patch: kopf.Patch,
+    children: Children,
+    logger: kopf.Logger,
+) -> bool:
+    """warm.auto: the brain's number goes to status.warm and, when it changes, straight to the
+    CapacityBuffer (the reconciler builds the same object from status on its own passes)."""
+    assert spec.capacity.warm is not None and spec.capacity.warm.auto is not None
+    n, why = warm_replicas(
+        state.warm,
+        time.time(),
+        spec.capacity.warm.auto.max_replicas,
+        replicas,
+        spec.autoscaling.max_replicas,
+    )
+    before = status.get("warm") or {}
+    if before.get("replicas") == n and before.get("reason") == why:
+        return False
+    patch.status["warm"] = {
+        "replicas": n,
+        "reason": why,
+        "at": rfc3339(dt.datetime.now(dt.UTC)),
+    }
+    obj = build_capacity_buffer(owner, spec, n)
+    if obj is not None and kube.has_kind(obj["apiVersion"], obj["kind"]):
+        live = cache.live(children, obj["apiVersion"], obj["kind"], owner.name, owner.namespace)
+        try:
+            kube.apply(obj, live)
+        except kube.ApiException as e:
+            # Status keeps the number; the reconciler's next pass applies it again.
+            logger.warning(f"CapacityBuffer {owner.name}: {e.status} {e.reason}")
+    logger.info(f"warm capacity: {n} ({why})")
+    return True
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, id="forget-decision", optional=True)

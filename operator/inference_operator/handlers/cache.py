@@ -17,6 +17,7 @@ from inference_operator.kube.children import (
     CHILD_KINDS,
     KEDA_HPAS,
     KEDA_SCALED_OBJECT_LABEL,
+    KEEP_STATUS,
     PENDING_PODS,
     Cached,
     Children,
@@ -40,7 +41,7 @@ def _register(kind: Kind) -> None:
             key = (str(body.metadata.namespace), str(labels[OWNER_LABEL]))
         else:
             key = (str(labels[OWNER_NAMESPACE]), str(labels[OWNER_NAME]))
-        return {key: trimmed(body, keep_status=kind.kind == "Deployment")}
+        return {key: trimmed(body, keep_status=kind.kind in KEEP_STATUS)}
 
     kopf.index(group, version, kind.plural, id=kind.index, labels=labels)(index)
 

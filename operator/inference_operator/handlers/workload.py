@@ -29,11 +29,12 @@ from inference_operator.builders.gateway import gateway_name
 from inference_operator.builders.names import OWNER_LABEL, WORKLOAD_MANAGER, Owner
 from inference_operator.builders.nodepool import OWNER_NAME, OWNER_NAMESPACE
 from inference_operator.builders.plan import Available, build_all
+from inference_operator.builders.workload import device_resource
 from inference_operator.capacity.assess import assess
 from inference_operator.handlers import cache
 from inference_operator.handlers.conditions import apply_conditions
 from inference_operator.kube import apply as kube
-from inference_operator.kube.children import Children
+from inference_operator.kube.children import Children, pool_limit_reached
 
 # Pods waiting this long with "no node can take them" surface as InsufficientCapacity.
 PENDING_THRESHOLD_SECONDS = runtime.settings().pending_threshold_seconds
@@ -92,7 +93,14 @@ def _reconcile_workload(
     )
     capacity, planned = assess(spec)
     had_gateway = bool(status.get("gateway"))
-    desired = build_all(owner, spec, available, capacity.get("instanceTypes") or None, had_gateway)
+    desired = build_all(
+        owner,
+        spec,
+        available,
+        capacity.get("instanceTypes") or None,
+        had_gateway,
+        int((status.get("warm") or {}).get("replicas") or 0),
+    )
     for api_version, kind, name, namespace in desired.absent:
         if cache.live(children, api_version, kind, name, namespace) is not None:
             kube.delete(api_version, kind, name, namespace)
@@ -122,9 +130,13 @@ def _reconcile_workload(
     if deploy is None:
         deploy = cache.live(children, "apps/v1", "Deployment", owner.name, owner.namespace)
     stuck = children.unschedulable(now, PENDING_THRESHOLD_SECONDS) if spec.replicas else None
+    limit = None
+    if stuck and spec.node_pool is not None and spec.node_pool.create:
+        pool = cache.live(children, "karpenter.sh/v1", "NodePool", owner.cluster_name, None)
+        limit = pool_limit_reached(pool, device_resource(spec), spec.accelerator.per_replica)
     seen = Observed(
         generation=generation,
-        view=deployment_view(spec.replicas, deploy, stuck),
+        view=deployment_view(spec.replicas, deploy, stuck, limit),
         selector=owner.selector_string,
         spec_replicas=spec.replicas,
         autoscaling=spec.autoscaling.enabled,

@@ -75,6 +75,34 @@ def trimmed(body: Mapping[str, Any], keep_status: bool) -> Cached:
     return Cached(str(meta.get("name")), json.dumps(out, separators=(",", ":"), default=dict))
 
 
+# Children whose status a pass reads: the Deployment's rollout, the NodePool's resources in use.
+KEEP_STATUS = frozenset({"Deployment", "NodePool"})
+
+
+def pool_limit_reached(pool: Mapping[str, Any] | None, device: str, per_replica: int) -> str | None:
+    """Why Karpenter launches no more nodes in this NodePool, when its limits say so: another
+    replica's devices would pass the device limit, or CPU or memory is already at its limit."""
+    if not pool:
+        return None
+    limits = (pool.get("spec") or {}).get("limits") or {}
+    used = (pool.get("status") or {}).get("resources") or {}
+    name = (pool.get("metadata") or {}).get("name")
+    for resource, raw in sorted(limits.items()):
+        try:
+            limit = parse_quantity(str(raw))
+            have = parse_quantity(str(used.get(resource, 0)))
+        except ValueError:
+            continue
+        if have + (per_replica if resource == device else 0) > limit or (
+            resource != device and have >= limit
+        ):
+            return (
+                f"NodePool {name} is at its limits: {resource} {have} in use of {limit} "
+                "(spec.nodePool.maxDevices, or maxReplicas and the warm capacity)"
+            )
+    return None
+
+
 def hpa_tolerance(spec: Mapping[str, Any]) -> float:
     raw = ((spec.get("behavior") or {}).get("scaleUp") or {}).get("tolerance")
     if raw is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from inference_operator.scaling.warm import WarmMemory
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -132,6 +134,8 @@ class State:
     last_replicas: int | None = None
     # First decision of this brain (or since an operator restart without stored state).
     started_at: float | None = None
+    # Demand growth within one start-up time, for warm capacity (scaling/warm.py).
+    warm: WarmMemory = field(default_factory=WarmMemory)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -142,6 +146,8 @@ class State:
             "lastActiveAt": self.last_active_at,
             "lastReplicas": self.last_replicas,
             "startedAt": self.started_at,
+            "supply": [list(x) for x in self.warm.supply],
+            "peaks": [list(x) for x in self.warm.peaks],
         }
 
     @classmethod
@@ -156,6 +162,10 @@ class State:
             last_active_at=None if raw.get("lastActiveAt") is None else float(raw["lastActiveAt"]),
             last_replicas=None if raw.get("lastReplicas") is None else int(raw["lastReplicas"]),
             started_at=None if raw.get("startedAt") is None else float(raw["startedAt"]),
+            warm=WarmMemory(
+                tuple((float(t), int(r)) for t, r in raw.get("supply", [])),
+                tuple((float(t), int(g)) for t, g in raw.get("peaks", [])),
+            ),
         )
 
 

@@ -13,6 +13,7 @@ from dataclasses import replace
 from inference_operator.scaling.forecast import forecast_rate
 from inference_operator.scaling.model import Observation, Policy, Recommendation, State
 from inference_operator.scaling.schedule import schedule_floor
+from inference_operator.scaling.warm import remember
 
 # Ratios are rounded up, but float noise (0.8 / 0.8 * 3 = 3.0000000000000004) must not buy a
 # replica: anything within this of an integer counts as that integer.
@@ -126,7 +127,10 @@ def recommend(
         if waking:
             # Remembered like any need, so stabilization keeps the woken replicas a while.
             state = replace(state, recent=(*state.recent, (now, waking)))
-        return rec, replace(state, last_replicas=want)
+        warm = remember(
+            state.warm, now, min(waking, policy.max_replicas), current, policy.startup_seconds
+        )
+        return rec, replace(state, last_replicas=want, warm=warm)
 
     signals = _signals(obs, policy, state, now)
     rate = obs.arrival_rps if obs.arrival_rps is not None else obs.completion_rps
@@ -140,7 +144,13 @@ def recommend(
     if raw == 0 and policy.min_replicas == 0 and idle_for < policy.idle_to_zero_seconds:
         # Recently busy: keep one replica warm until the idle period has passed.
         raw = 1 if current > 0 else 0
-    state = replace(state, recent=(*state.recent, (now, raw)))
+    state = replace(
+        state,
+        recent=(*state.recent, (now, raw)),
+        warm=remember(
+            state.warm, now, min(raw, policy.max_replicas), current, policy.startup_seconds
+        ),
+    )
 
     panic = raw >= policy.panic_threshold * max(1, obs.ready_replicas) and raw > current
     if panic:

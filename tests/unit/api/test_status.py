@@ -66,6 +66,13 @@ CASES: list[tuple[str, WorkloadView, dict[str, tuple[str, str]]]] = [
         },
     ),
     (
+        "our NodePool at its limits: said so, not 'no capacity'",
+        WorkloadView(
+            2, 2, 1, 2, 1, 1, 1, unschedulable="0/3 nodes", pool_limit="NodePool p is at its limits"
+        ),
+        {"Degraded": ("True", "NodePoolLimitReached"), "Stalled": ("True", "NodePoolLimitReached")},
+    ),
+    (
         "progress deadline exceeded",
         WorkloadView(1, 1, 0, 1, 0, 1, 1, stuck="ReplicaSet has timed out progressing"),
         {

@@ -140,3 +140,46 @@ def test_cluster_names_fit_63_characters_and_stay_unique() -> None:
     a = Owner("x" * 60, "team-a", "u").cluster_name
     b = Owner("x" * 60, "team-b", "u").cluster_name
     assert len(a) <= 63 and len(b) <= 63 and a != b
+
+
+def _pod(s: InferenceDeploymentSpec) -> dict[str, Any]:
+    deploy = next(o for o in build_workload(OWNER, s, False) if o["kind"] == "Deployment")
+    pod: dict[str, Any] = deploy["spec"]["template"]["spec"]
+    return pod
+
+
+def test_a_shared_cache_holds_weights_and_compiled_artifacts() -> None:
+    pod = _pod(spec(cache={"claimName": "models"}))
+    (vllm,) = pod["containers"]
+    assert {"name": "model-cache", "persistentVolumeClaim": {"claimName": "models"}} in pod[
+        "volumes"
+    ]
+    assert {"name": "model-cache", "mountPath": "/cache"} in vllm["volumeMounts"]
+    env = {e["name"]: e.get("value") for e in vllm["env"]}
+    assert env["HF_HOME"] == "/cache/huggingface"
+    assert env["VLLM_CACHE_ROOT"] == "/cache/vllm"
+    assert "NEURON_COMPILE_CACHE_URL" not in env
+
+
+def test_neuron_compiles_into_the_cache_and_a_users_variable_wins() -> None:
+    pod = _pod(
+        spec(
+            accelerator={"kind": "neuron", "perReplica": 2},
+            cache={"hostPath": "/var/cache/infer"},
+            engine={"env": [{"name": "HF_HOME", "value": "/mine"}]},
+        )
+    )
+    (vllm,) = pod["containers"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "model-cache")
+    assert volume["hostPath"] == {"path": "/var/cache/infer", "type": "DirectoryOrCreate"}
+    names = [e["name"] for e in vllm["env"]]
+    assert len(names) == len(set(names)), names  # one entry per name: server-side apply's rule
+    env = {e["name"]: e.get("value") for e in vllm["env"]}
+    assert env["HF_HOME"] == "/mine"
+    assert env["NEURON_COMPILE_CACHE_URL"] == "/cache/neuron-compile-cache"
+    assert env["NEURON_LIBTORCH_REMOTE_CACHE"] == "/cache/neuron-remote"
+
+
+def test_no_cache_no_volume() -> None:
+    pod = _pod(spec())
+    assert not [v for v in pod["volumes"] if v["name"] == "model-cache"]

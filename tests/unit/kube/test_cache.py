@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from inference_operator.kube.children import Children, first_stuck, hpa_tolerance, trimmed
+from inference_operator.kube.children import (
+    Children,
+    first_stuck,
+    hpa_tolerance,
+    pool_limit_reached,
+    trimmed,
+)
 
 DEPLOY: dict[str, Any] = {
     "apiVersion": "apps/v1",
@@ -86,3 +92,31 @@ def test_an_apply_that_needs_no_write_makes_no_request_and_no_metric_series() ->
     assert apply(desired, live) is None
     assert series() == before
     assert all(len(kind) < 64 for _, kind, _ in series())
+
+
+def _pool(limits: dict[str, str], used: dict[str, str]) -> dict[str, Any]:
+    return {"metadata": {"name": "p"}, "spec": {"limits": limits}, "status": {"resources": used}}
+
+
+@pytest.mark.parametrize(
+    ("limits", "used", "reached"),
+    [
+        ({"nvidia.com/gpu": "4"}, {"nvidia.com/gpu": "2"}, False),
+        # One more 2-GPU replica would pass the limit of 3.
+        ({"nvidia.com/gpu": "3"}, {"nvidia.com/gpu": "2"}, True),
+        (
+            {"nvidia.com/gpu": "8", "memory": "64Gi"},
+            {"nvidia.com/gpu": "2", "memory": "64Gi"},
+            True,
+        ),
+        ({"nvidia.com/gpu": "8", "cpu": "96"}, {"nvidia.com/gpu": "2", "cpu": "95500m"}, False),
+        ({"nvidia.com/gpu": "8"}, {}, False),
+        ({"nvidia.com/gpu": "lots"}, {"nvidia.com/gpu": "9"}, False),
+    ],
+)
+def test_pool_limit_reached(limits: dict[str, str], used: dict[str, str], reached: bool) -> None:
+    why = pool_limit_reached(_pool(limits, used), "nvidia.com/gpu", 2)
+    assert (why is not None) == reached
+    if why:
+        assert why.startswith("NodePool p is at its limits")
+    assert pool_limit_reached(None, "nvidia.com/gpu", 2) is None

@@ -80,6 +80,16 @@ class SimReplica:
         return self.ended_at is None and not self.draining and self.ready_at <= now
 
 
+@dataclass(eq=False)
+class SpareNode:
+    """A node Karpenter keeps for a CapacityBuffer: it costs GPU-hours from launch until a
+    replica takes it (or the buffer shrinks), and a replica placed on it skips the node launch."""
+
+    launched_at: float
+    up_at: float
+    ended_at: float | None = None
+
+
 @dataclass
 class TimelinePoint:
     at: float
@@ -99,6 +109,7 @@ class SimResult:
     scale_changes: list[tuple[float, int, int]]  # (time, from, to)
     devices_per_replica: int
     end: float
+    spares: list[SpareNode] = field(default_factory=list)
 
 
 @dataclass
@@ -115,10 +126,42 @@ class FleetSimulator:
     replicas: list[SimReplica] = field(default_factory=list)
     held: list[Request] = field(default_factory=list)
     target: int = 0
+    # Spare replicas' worth of nodes the policy wants kept (a CapacityBuffer); None: no buffer.
+    warm: Callable[[], int] | None = None
+    spares: list[SpareNode] = field(default_factory=list)
 
-    def _startup_seconds(self) -> float:
+    def _startup_seconds(self, on_spare: bool = False) -> float:
         s = self.scenario
-        return s.total_s * (1 + self._rng.uniform(-s.jitter, s.jitter))
+        total = s.total_s - s.node_launch_s if on_spare else s.total_s
+        return total * (1 + self._rng.uniform(-s.jitter, s.jitter))
+
+    def _live_spares(self) -> list[SpareNode]:
+        return [n for n in self.spares if n.ended_at is None]
+
+    def _take_spare(self, now: float) -> SpareNode | None:
+        live = self._live_spares()
+        if not live:
+            return None
+        node = min(live, key=lambda n: n.up_at)
+        node.ended_at = now
+        return node
+
+    def _keep_spares(self, now: float) -> None:
+        """Karpenter's side of the buffer: launch nodes up to the target, remove the surplus
+        (those still launching first)."""
+        want = self.warm() if self.warm is not None else 0
+        live = self._live_spares()
+        s = self.scenario
+        for _ in range(want - len(live)):
+            launch = s.node_launch_s * (1 + self._rng.uniform(-s.jitter, s.jitter))
+            self.spares.append(SpareNode(now, now + launch))
+        for n in sorted(live, key=lambda n: -n.up_at)[: max(0, len(live) - want)]:
+            n.ended_at = now
+
+    def _replica_ended(self, now: float) -> None:
+        """The node a drained replica leaves becomes a spare when the buffer is short of one."""
+        if self.warm is not None and len(self._live_spares()) < self.warm():
+            self.spares.append(SpareNode(now, now))
 
     def _active(self) -> list[SimReplica]:
         return [r for r in self.replicas if r.ended_at is None and not r.draining]
@@ -127,7 +170,11 @@ class FleetSimulator:
         self.target = n
         active = self._active()
         for _ in range(n - len(active)):
-            ready_at = now + self._startup_seconds()
+            node = self._take_spare(now)
+            if node is None:
+                ready_at = now + self._startup_seconds()
+            else:
+                ready_at = max(now, node.up_at) + self._startup_seconds(on_spare=True)
             replica = SimReplica(Replica(self.profile, ready_at), now, ready_at)
             self.replicas.append(replica)
             heapq.heappush(self._ready_events, (ready_at, id(replica), replica))
@@ -170,6 +217,7 @@ class FleetSimulator:
                 kv.append(r.engine.kv_utilization)
             if r.draining and r.engine.outstanding == 0:
                 r.ended_at = max(r.engine.last_finish_at, r.ready_at)
+                self._replica_ended(r.ended_at)
         starting = sum(1 for r in self.replicas if r.ended_at is None and r.ready_at > now)
         return Sample(
             now,
@@ -240,6 +288,7 @@ class FleetSimulator:
                 if want != self.target:
                     changes.append((now, self.target, want))
                     self._set_target(want, now)
+                self._keep_spares(now)
                 next_decision += self.policy.interval
             else:
                 s = samples[-1] if samples else None
@@ -266,4 +315,8 @@ class FleetSimulator:
             if r.ended_at is None:
                 self._collect(r.engine.advance(now))
                 r.ended_at = max(now, r.created_at)
-        return SimResult(requests, self.replicas, timeline, changes, self.profile.devices, now)
+        for n in self._live_spares():
+            n.ended_at = now
+        return SimResult(
+            requests, self.replicas, timeline, changes, self.profile.devices, now, self.spares
+        )
