@@ -689,7 +689,9 @@ class WarmAuto(Base):
 
 class WarmCapacity(Base):
     """Room Karpenter keeps free for more replicas (a CapacityBuffer): a replica added while it
-    lasts starts on a node that is already up instead of waiting for one to launch."""
+    lasts starts on a node that is already up instead of waiting for one to launch. Needs
+    Karpenter v1.14+ with its CapacityBuffer feature gate on (off by default, and not settable on
+    EKS Auto Mode); where the API is not served, status.capacity.warmCapacity says so."""
 
     model_config = ConfigDict(
         json_schema_extra=validations(cel("has(self.replicas) != has(self.auto)", WARM_ONE_OF))

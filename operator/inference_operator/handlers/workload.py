@@ -36,6 +36,10 @@ from inference_operator.handlers.conditions import apply_conditions
 from inference_operator.kube import apply as kube
 from inference_operator.kube.children import Children, pool_limit_reached
 
+WARM_NOT_SERVED = (
+    "not applied: the cluster does not serve autoscaling.x-k8s.io/v1beta1 CapacityBuffer "
+    "(Karpenter v1.14+ with the CapacityBuffer feature gate)"
+)
 # Pods waiting this long with "no node can take them" surface as InsufficientCapacity.
 PENDING_THRESHOLD_SECONDS = runtime.settings().pending_threshold_seconds
 
@@ -92,6 +96,8 @@ def _reconcile_workload(
         operator_image=settings.image,
     )
     capacity, planned = assess(spec)
+    if spec.capacity.warm is not None and not available.capacity_buffer:
+        capacity = {**capacity, "warmCapacity": WARM_NOT_SERVED}
     had_gateway = bool(status.get("gateway"))
     desired = build_all(
         owner,
