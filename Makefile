@@ -11,7 +11,7 @@ tools:
 	bash hack/build-tools.sh
 
 run: tools
-	$(PY) hack/run_local.py
+	hack/netns.sh $(PY) hack/run_local.py
 
 lint:
 	$(PY) -m ruff check operator tests hack

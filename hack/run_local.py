@@ -94,6 +94,14 @@ def main() -> int:
             f"InferenceDeployment {time.monotonic() - t0 - keda_up:.1f}s later"
         )
         print(f"  export KUBECONFIG={cluster.kubeconfig}", flush=True)
+        if os.environ.get("INFOP_NETNS"):
+            # hack/netns.sh: loopback of its own (KEDA's adapter binds its metrics port on every
+            # interface). Another shell reaches it by joining this process's network namespace.
+            print(
+                f"  in another shell: nsenter --net=/proc/{os.getpid()}/ns/net "
+                f"kubectl --kubeconfig {cluster.kubeconfig} get infd -A",
+                flush=True,
+            )
         os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
         scaler_port = free_port()
         env = {
