@@ -10,7 +10,11 @@ import kopf
 from inference_operator import runtime, telemetry
 from inference_operator.handlers import autoscale, cache, timer, workload  # noqa: F401 (registers)
 from inference_operator.kube import apply as kube
+from inference_operator.kube import slim
 from inference_operator.scaler.server import ScalerServer
+
+# Before kopf starts: the bodies kopf keeps leave out managedFields (kube/slim.py).
+slim.install()
 
 _scaler: ScalerServer | None = None
 _metrics_served = False
