@@ -37,9 +37,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     settings.posting.level = 20  # INFO: decisions and problems become Kubernetes Events
     settings.watching.server_timeout = 300
-    # Initial lists and relists (after a watch expires) in pages, as client-go's informers do
-    # (500 objects): unpaged, 5,000 Deployments arrive as one ~25 MB body, decoded at once.
-    settings.watching.chunk_size = 500
+    # Lists stay unpaged (kopf's default). kopf fetches the next page only after it has handed
+    # out the previous one, and a restarted operator hands out 5,000 objects slowly: the continue
+    # token expired (410 Expired after the API server's 5-minute compaction) and the watcher
+    # died. One body of 5,000 Deployments (~25 MB) is the price of a list that cannot expire.
     settings.networking.request_timeout = 30
     settings.execution.max_workers = 20
     if ours.namespace and not any(c in ours.namespace for c in "!*?,"):
