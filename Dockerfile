@@ -7,6 +7,10 @@ COPY operator ./operator
 RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11.14-slim-bookworm
+# jemalloc: the operator runs its heap on it (INFOP_ALLOCATOR=auto, operator/.../heap.py).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libjemalloc2=5.3.0-1 \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --uid 65532 --no-create-home --shell /usr/sbin/nologin operator
 COPY --from=build /wheels /wheels
 RUN python -m pip install --no-cache-dir --no-compile /wheels/*.whl && rm -rf /wheels

@@ -79,6 +79,12 @@ def rss_mib(pid: int) -> tuple[float, float]:
     return vals.get("VmRSS", 0.0), vals.get("VmHWM", 0.0)
 
 
+def allocator(pid: int) -> str:
+    """Which malloc the operator runs on (heap.py may have re-executed it under jemalloc)."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return "jemalloc" if "libjemalloc" in maps else "the system's (glibc)"
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -137,6 +143,8 @@ def main() -> int:
             "INFOP_SCALER_PORT": "0",
             # A real Prometheus (with no vLLM series): every query answers.
             "INFOP_PROMETHEUS_URL": prometheus.url,
+            # memray traces the process it starts: no re-execution under jemalloc then.
+            **({"INFOP_ALLOCATOR": "system"} if args.memray else {}),
         }
         log = (cluster.state / "operator.log").open("wb")
         profiler = ["-m", "memray", "run", "--force", "-o", args.memray] if args.memray else []
@@ -266,6 +274,7 @@ def main() -> int:
             time.sleep(resync + autoscale)
             rss, peak = rss_mib(operator.pid)
             print(f"restarted operator RSS: {rss:.0f} MiB (peak {peak:.0f} MiB)")
+        print(f"allocator: {allocator(operator.pid)}")
         return 0
     finally:
         if operator is not None:

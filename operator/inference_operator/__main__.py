@@ -25,6 +25,12 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     from inference_operator import heap
 
+    # First of all: this may re-execute the process under jemalloc (INFOP_ALLOCATOR).
+    try:
+        heap.use_jemalloc(settings.allocator)
+    except RuntimeError as e:
+        print(e, file=sys.stderr)
+        return 2
     # Before kopf starts its handler threads, each of which would get an arena of its own.
     heap.limit_arenas(2)
     import kopf

@@ -66,6 +66,11 @@ class Settings(BaseModel):
     heap_trim_seconds: float = Field(
         60.0, ge=0, description="Period of giving freed heap back to the OS (glibc); 0 off."
     )
+    allocator: str = Field(
+        "auto",
+        pattern="^(auto|jemalloc|system)$",
+        description="Memory allocator: jemalloc where installed (auto), always, or the system's.",
+    )
 
     @model_validator(mode="after")
     def _tls_pairs(self) -> Settings:

@@ -54,3 +54,35 @@ def test_the_trimmer_trims_periodically_until_stopped(monkeypatch: pytest.Monkey
     finally:
         trimmer.stop()
     assert not trimmer._thread.is_alive()
+
+
+def _found(name: str) -> str | None:
+    return "libjemalloc.so.2" if name == "jemalloc" else None
+
+
+def _absent(name: str) -> str | None:
+    return None
+
+
+def test_auto_moves_every_allocation_to_jemalloc_where_it_is_installed() -> None:
+    env = heap.jemalloc_env("auto", {"PATH": "/bin", "LD_PRELOAD": "libx.so"}, _found)
+    assert env is not None
+    assert env["LD_PRELOAD"] == "libx.so libjemalloc.so.2"
+    assert env["PYTHONMALLOC"] == "malloc"  # Python's small objects too
+    assert env["MALLOC_CONF"] == heap.JEMALLOC_CONF
+    assert env["PATH"] == "/bin"
+    # Already under jemalloc (after the re-exec), or told not to: run as we are.
+    assert heap.jemalloc_env("auto", env, _found) is None
+    assert heap.jemalloc_env("system", {}, _found) is None
+    # A user's MALLOC_CONF is kept.
+    assert heap.jemalloc_env("auto", {"MALLOC_CONF": "narenas:1"}, _found) == {
+        "MALLOC_CONF": "narenas:1",
+        "LD_PRELOAD": "libjemalloc.so.2",
+        "PYTHONMALLOC": "malloc",
+    }
+
+
+def test_without_the_library_auto_stays_and_jemalloc_refuses() -> None:
+    assert heap.jemalloc_env("auto", {}, _absent) is None
+    with pytest.raises(RuntimeError, match="INFOP_ALLOCATOR=jemalloc"):
+        heap.jemalloc_env("jemalloc", {}, _absent)
