@@ -41,7 +41,7 @@ bench: bench-gateway
 # 5,000 InferenceDeployments over 50 namespaces on the local control plane at the default resync:
 # time to reconcile all, memory, CPU, API calls and Prometheus queries at steady state.
 bench-operator: tools
-	$(PY) hack/bench_operator.py --scale 5000 --namespaces 50
+	$(PY) hack/bench_operator.py --scale 5000 --namespaces 50 --restart
 
 bench-gateway:
 	$(PY) -m inference_operator.gateway.bench
