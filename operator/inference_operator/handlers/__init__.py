@@ -10,11 +10,11 @@ import kopf
 from inference_operator import runtime, telemetry
 from inference_operator.handlers import autoscale, cache, timer, workload  # noqa: F401 (registers)
 from inference_operator.kube import apply as kube
-from inference_operator.kube import slim
+from inference_operator.kube import kopf_hooks
 from inference_operator.scaler.server import ScalerServer
 
-# Before kopf starts: the bodies kopf keeps leave out managedFields (kube/slim.py).
-slim.install()
+# Before kopf starts: bodies without managedFields, failed watchers remembered (kube/kopf_hooks).
+kopf_hooks.install()
 
 _scaler: ScalerServer | None = None
 _metrics_served = False
@@ -71,6 +71,10 @@ def start_scaler() -> None:
             tls_dir=ours.scaler_tls_dir,
         )
         _scaler.start()
+
+
+# Liveness: a kopf watcher that died leaves a kind unwatched; a restart lists it again.
+kopf.on.probe(id="watchers")(kopf_hooks.check_watchers)
 
 
 @kopf.on.cleanup()
