@@ -1,4 +1,4 @@
-"""Two hooks into kopf, installed once before `kopf.run`, where kopf has no setting.
+"""Hooks into kopf, installed once before `kopf.run`, where kopf has no setting.
 
 1. Objects as kopf keeps them: without metadata.managedFields.
 
@@ -9,7 +9,14 @@ every object that has a timer, and every event's body passes through its queues.
 reads managedFields: our server-side applies compare digests (kube/apply.py), not field
 ownership. So they are dropped as each event enters kopf's processing.
 
-2. A watcher that dies is remembered. kopf logs a failed watcher (for example a list whose
+2. A restart that waits once. At start-up, every object's worker, of every watched kind, waits
+for all indexes to be filled (kopf's `operator_indexed`), on one condition that kopf notifies each
+time one object is indexed: N objects wake N waiters N times. At 1,000 InferenceDeployments (6,000
+objects with their children) the resume pass took 44-55 s; at 5,000 (30,000) it had not started
+after 10 minutes of one busy core. Here each worker waits on one event instead, set by a single
+task that checks kopf's own state every 0.2 s: the same condition, met once.
+
+3. A watcher that dies is remembered. kopf logs a failed watcher (for example a list whose
 continue token expired: 410 Expired) and carries on without it: the operator would look alive and
 never see that kind again. `failed_watchers()` feeds the liveness probe (handlers/__init__.py),
 so Kubernetes restarts the operator, which lists everything afresh.
@@ -40,8 +47,47 @@ def without_managed_fields(raw_event: Any) -> Any:
     return raw_event
 
 
+# By kopf's toggle set (one per operator): set once it has been on.
+_ready: dict[int, asyncio.Event] = {}
+_watching: set[asyncio.Task[None]] = set()
+
+
+class WaitOnce:
+    """kopf's `operator_indexed` toggle set as a processor sees it, except that waiting for it to
+    be on waits on one shared event (kopf only ever drops toggles and waits on this set)."""
+
+    POLL_SECONDS = 0.2
+
+    def __init__(self, toggles: Any) -> None:
+        self._toggles = toggles
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._toggles, name)
+
+    async def wait_for(self, state: bool) -> None:
+        if not state:
+            await self._toggles.wait_for(state)
+            return
+        ready = _ready.get(id(self._toggles))
+        if ready is None:
+            ready = _ready[id(self._toggles)] = asyncio.Event()
+            task = asyncio.get_running_loop().create_task(self._watch(ready), name="indexed-once")
+            _watching.add(task)  # a task nobody references may be collected mid-way
+            task.add_done_callback(_watching.discard)
+        await ready.wait()
+
+    async def _watch(self, ready: asyncio.Event) -> None:
+        while not self._toggles.is_on():
+            await asyncio.sleep(self.POLL_SECONDS)
+        # kopf never waits again once the operator was indexed: neither does this.
+        ready.set()
+
+
 def trimming(original: _Processor) -> _Processor:
     async def process(*args: Any, raw_event: Any, **kwargs: Any) -> Any:
+        indexed = kwargs.get("operator_indexed")
+        if indexed is not None:
+            kwargs["operator_indexed"] = WaitOnce(indexed)
         return await original(*args, raw_event=without_managed_fields(raw_event), **kwargs)
 
     process.__wrapped__ = original  # type: ignore[attr-defined]

@@ -90,3 +90,25 @@ def test_the_probe_fails_kopfs_health_activity_once_a_watcher_died() -> None:
             asyncio.run(probe())
     finally:
         kopf_hooks._failed.clear()
+
+
+def test_workers_wait_for_the_indexes_on_one_event_not_on_kopfs_condition() -> None:
+    from kopf._cogs.aiokits.aiotoggles import ToggleSet
+
+    async def scenario() -> None:
+        indexed = ToggleSet(all)
+        pending = [await indexed.make_toggle(name=f"obj-{i}") for i in range(3)]
+        waiters = [
+            asyncio.create_task(kopf_hooks.WaitOnce(indexed).wait_for(True)) for _ in range(50)
+        ]
+        await asyncio.sleep(0.3)
+        assert not any(w.done() for w in waiters)
+        # None of the 50 sits on kopf's condition: dropping a toggle wakes nobody.
+        assert not indexed._condition._waiters  # type: ignore[attr-defined]
+        for toggle in pending:
+            await kopf_hooks.WaitOnce(indexed).drop_toggle(toggle)
+        await asyncio.wait_for(asyncio.gather(*waiters), timeout=5)
+        # Once on, a later wait returns at once.
+        await asyncio.wait_for(kopf_hooks.WaitOnce(indexed).wait_for(True), timeout=1)
+
+    asyncio.run(scenario())
