@@ -153,7 +153,8 @@ def test_operator_creates_updates_in_place_and_cleans_up(
     pool = eventually(lambda: cluster.get("nodepool", pool_name), what="NodePool")
     assert so["spec"]["scaleTargetRef"]["kind"] == "InferenceDeployment"
     assert so["spec"]["minReplicaCount"] == 0
-    assert pool["spec"]["limits"]["nvidia.com/gpu"] == "4"
+    # maxReplicas 4 + one surging replica, on 1-GPU g6e.xlarge nodes.
+    assert pool["spec"]["limits"]["nvidia.com/gpu"] == "5"
 
     body["spec"]["autoscaling"] = {**body["spec"]["autoscaling"], "maxReplicas": 6}
     cluster.apply(body)
@@ -164,7 +165,7 @@ def test_operator_creates_updates_in_place_and_cleans_up(
             s
             and p
             and s["spec"]["maxReplicaCount"] == 6
-            and p["spec"]["limits"]["nvidia.com/gpu"] == "6"
+            and p["spec"]["limits"]["nvidia.com/gpu"] == "7"
         )
 
     eventually(updated, what="maxReplicas followed")

@@ -633,7 +633,7 @@ class NodePoolSpec(Base):
         None,
         description="A spending cap: at most this many GPUs (or NeuronCores) on the pool's nodes. "
         "Default: room for maxReplicas (spec.replicas without autoscaling), the warm capacity and "
-        "one replica of a rolling update, each alone on the largest planned node. Pods beyond "
+        "one replica of a rolling update, each alone on the smallest planned node. Pods beyond "
         "the cap stay Pending and Degraded says NodePoolLimitReached.",
         ge=1,
         le=100_000,

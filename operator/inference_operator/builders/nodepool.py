@@ -51,12 +51,18 @@ def _instance_requirements(
 
 
 def _limits(spec: InferenceDeploymentSpec, replicas: int, planned: list[str]) -> dict[str, str]:
-    """Room for `replicas` replicas, each alone on a node of the largest planned type (the worst
-    case: Karpenter counts a node's whole capacity against the limits, so a 4-GPU node that
-    carries a 1-GPU replica uses 4). spec.nodePool.maxDevices caps the devices."""
+    """Room for `replicas` replicas, each alone on a node. Karpenter counts a node's whole
+    capacity against the limits (a 1-GPU replica on a 4-GPU node uses 4), so devices count the
+    smallest planned node: the cheapest, which Karpenter launches first; should it need larger
+    ones, the limit binds and Degraded says NodePoolLimitReached. spec.nodePool.maxDevices caps
+    the devices instead. CPU and memory count the largest planned node, so that they never bind
+    before the devices do."""
     n = max(1, replicas)
     shapes = [BY_NAME[t] for t in planned if t in BY_NAME]
-    per_node = max([spec.accelerator.per_replica, *(i.devices for i in shapes)])
+    per_node = min(
+        (i.devices for i in shapes if i.devices >= spec.accelerator.per_replica),
+        default=spec.accelerator.per_replica,
+    )
     pool = spec.node_pool
     devices = n * per_node
     if pool is not None and pool.max_devices is not None:
