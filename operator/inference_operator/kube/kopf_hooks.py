@@ -30,6 +30,7 @@ fails at start-up and says so: it never silently stops working.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -47,8 +48,9 @@ def without_managed_fields(raw_event: Any) -> Any:
     return raw_event
 
 
-# By kopf's toggle set (one per operator): set once it has been on.
-_ready: dict[int, asyncio.Event] = {}
+# By kopf's toggle set (one per operator run): set once it has been on. Weak: a later operator
+# run in the same process (tests) gets a new set, never an old set's event.
+_ready: weakref.WeakKeyDictionary[Any, asyncio.Event] = weakref.WeakKeyDictionary()
 _watching: set[asyncio.Task[None]] = set()
 
 
@@ -68,9 +70,9 @@ class WaitOnce:
         if not state:
             await self._toggles.wait_for(state)
             return
-        ready = _ready.get(id(self._toggles))
+        ready = _ready.get(self._toggles)
         if ready is None:
-            ready = _ready[id(self._toggles)] = asyncio.Event()
+            ready = _ready[self._toggles] = asyncio.Event()
             task = asyncio.get_running_loop().create_task(self._watch(ready), name="indexed-once")
             _watching.add(task)  # a task nobody references may be collected mid-way
             task.add_done_callback(_watching.discard)
