@@ -47,6 +47,8 @@ OWNED_FLAGS = (
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# A DNS subdomain: the names of Secrets, PersistentVolumeClaims and most objects.
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 
 # List items with their own limits (pydantic enforces them; the CRD gets them as `items`).
@@ -130,7 +132,7 @@ class SecretKeyRef(Base):
         description="Name of the Secret.",
         min_length=1,
         max_length=253,
-        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        pattern=DNS_SUBDOMAIN,
     )
     key: str = Field(
         description="Key within the Secret.",
@@ -739,7 +741,7 @@ class CacheSpec(Base):
         "ReadWriteMany (EFS, FSx for Lustre), so one download or compilation serves all.",
         min_length=1,
         max_length=253,
-        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        pattern=DNS_SUBDOMAIN,
     )
     host_path: str | None = Field(
         None,

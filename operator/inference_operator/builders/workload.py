@@ -120,13 +120,13 @@ CACHE_MOUNT = "/cache"
 
 
 def _cache(
-    spec: InferenceDeploymentSpec, env: list[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """spec.cache: the volume, its mount, and the variables that point vLLM, the Hugging Face
-    hub and the Neuron compiler into it (appended to `env`; a name the user set wins)."""
+    spec: InferenceDeploymentSpec, taken: set[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """spec.cache: the variables that point vLLM, the Hugging Face hub and the Neuron compiler
+    into it (none whose name is `taken`: the user's wins), the volume and its mount."""
     cache = spec.cache
     if cache is None:
-        return [], []
+        return [], [], []
     source: dict[str, Any] = (
         {"persistentVolumeClaim": {"claimName": cache.claim_name}}
         if cache.claim_name is not None
@@ -142,9 +142,11 @@ def _cache(
         # the Neuron compiler's persistent cache (NxD Inference) reads this one.
         wanted["NEURON_LIBTORCH_REMOTE_CACHE"] = f"{CACHE_MOUNT}/neuron-remote"
         wanted["NEURON_COMPILE_CACHE_URL"] = f"{CACHE_MOUNT}/neuron-compile-cache"
-    taken = {e["name"] for e in env}
-    env += [{"name": k, "value": v} for k, v in wanted.items() if k not in taken]
-    return [{"name": "model-cache", **source}], [{"name": "model-cache", "mountPath": CACHE_MOUNT}]
+    return (
+        [{"name": k, "value": v} for k, v in wanted.items() if k not in taken],
+        [{"name": "model-cache", **source}],
+        [{"name": "model-cache", "mountPath": CACHE_MOUNT}],
+    )
 
 
 def build_deployment(
@@ -161,7 +163,8 @@ def build_deployment(
             }
         )
     env += [{"name": e.name, "value": e.value} for e in spec.engine.env]
-    cache_volumes, cache_mounts = _cache(spec, env)
+    cache_env, cache_volumes, cache_mounts = _cache(spec, {e["name"] for e in env})
+    env += cache_env
 
     def probe() -> dict[str, Any]:
         return {"httpGet": {"path": "/health", "port": "http"}}

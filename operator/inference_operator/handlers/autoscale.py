@@ -157,8 +157,9 @@ def decide(
         if active.status == "False" and was.get("reason") != active.reason:
             kopf.warn(body, reason=active.reason, message=active.message)
     if spec.capacity.warm is not None and spec.capacity.warm.auto is not None:
+        ceiling = spec.capacity.warm.auto.max_replicas
         changed |= _size_warm_capacity(
-            owner, spec, state, rec.replicas, status, patch, children, logger
+            owner, spec, ceiling, state, rec.replicas, status, patch, children, logger
         )
     elif status.get("warm") is not None:
         patch.status["warm"] = None
@@ -169,6 +170,7 @@ def decide(
 def _size_warm_capacity(
     owner: Owner,
     spec: InferenceDeploymentSpec,
+    ceiling: int,
     state: State,
     replicas: int,
     status: Mapping[str, Any],
@@ -178,13 +180,8 @@ def _size_warm_capacity(
 ) -> bool:
     """warm.auto: the brain's number goes to status.warm and, when it changes, straight to the
     CapacityBuffer (the reconciler builds the same object from status on its own passes)."""
-    assert spec.capacity.warm is not None and spec.capacity.warm.auto is not None
     n, why = warm_replicas(
-        state.warm,
-        time.time(),
-        spec.capacity.warm.auto.max_replicas,
-        replicas,
-        spec.autoscaling.max_replicas,
+        state.warm, time.time(), ceiling, replicas, spec.autoscaling.max_replicas
     )
     before = status.get("warm") or {}
     if before.get("replicas") == n and before.get("reason") == why:

@@ -85,7 +85,9 @@ class WaitOnce:
         ready.set()
 
 
-def trimming(original: _Processor) -> _Processor:
+def hooked_processor(original: _Processor) -> _Processor:
+    """kopf's event processor with hooks 1 and 2: the body trimmed, the start-up wait once."""
+
     async def process(*args: Any, raw_event: Any, **kwargs: Any) -> Any:
         indexed = kwargs.get("operator_indexed")
         if indexed is not None:
@@ -137,5 +139,5 @@ def _replace(module: Any, name: str, wrap: Callable[[_Processor], _Processor]) -
 
 
 def install() -> None:
-    _replace(processing, "process_resource_event", trimming)
+    _replace(processing, "process_resource_event", hooked_processor)
     _replace(queueing, "watcher", remembering_failures)

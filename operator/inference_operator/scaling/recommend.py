@@ -13,7 +13,7 @@ from dataclasses import replace
 from inference_operator.scaling.forecast import forecast_rate
 from inference_operator.scaling.model import Observation, Policy, Recommendation, State
 from inference_operator.scaling.schedule import schedule_floor
-from inference_operator.scaling.warm import remember
+from inference_operator.scaling.warm import WarmMemory, remember
 
 # Ratios are rounded up, but float noise (0.8 / 0.8 * 3 = 3.0000000000000004) must not buy a
 # replica: anything within this of an integer counts as that integer.
@@ -60,6 +60,14 @@ def _queue_demand(obs: Observation, policy: Policy) -> int:
     if t.requests_per_second_per_replica is not None:
         per_replica = max(per_replica, t.requests_per_second_per_replica * policy.startup_seconds)
     return obs.ready_replicas + _ceil(excess / per_replica)
+
+
+def _growth(state: State, policy: Policy, now: float, need: int, current: int) -> WarmMemory:
+    """Warm capacity's memory of this decision (scaling/warm.py); beyond maxReplicas no buffer
+    could help."""
+    return remember(
+        state.warm, now, min(need, policy.max_replicas), current, policy.startup_seconds
+    )
 
 
 def _active(obs: Observation) -> bool:
@@ -127,10 +135,9 @@ def recommend(
         if waking:
             # Remembered like any need, so stabilization keeps the woken replicas a while.
             state = replace(state, recent=(*state.recent, (now, waking)))
-        warm = remember(
-            state.warm, now, min(waking, policy.max_replicas), current, policy.startup_seconds
+        return rec, replace(
+            state, last_replicas=want, warm=_growth(state, policy, now, waking, current)
         )
-        return rec, replace(state, last_replicas=want, warm=warm)
 
     signals = _signals(obs, policy, state, now)
     rate = obs.arrival_rps if obs.arrival_rps is not None else obs.completion_rps
@@ -147,9 +154,7 @@ def recommend(
     state = replace(
         state,
         recent=(*state.recent, (now, raw)),
-        warm=remember(
-            state.warm, now, min(raw, policy.max_replicas), current, policy.startup_seconds
-        ),
+        warm=_growth(state, policy, now, raw, current),
     )
 
     panic = raw >= policy.panic_threshold * max(1, obs.ready_replicas) and raw > current

@@ -30,7 +30,10 @@ def test_the_processor_gets_the_event_without_managed_fields() -> None:
             "spec": {"replicas": 1},
         },
     }
-    assert asyncio.run(kopf_hooks.trimming(original)(raw_event=event, stream_pressure=None)) == "v2"
+    assert (
+        asyncio.run(kopf_hooks.hooked_processor(original)(raw_event=event, stream_pressure=None))
+        == "v2"
+    )
     assert seen[0]["object"]["metadata"] == {"name": "m", "uid": "u"}
     assert seen[0]["object"]["spec"] == {"replicas": 1}
     # Events without an object (kopf's own markers) pass untouched.

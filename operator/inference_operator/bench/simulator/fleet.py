@@ -132,8 +132,11 @@ class FleetSimulator:
 
     def _startup_seconds(self, on_spare: bool = False) -> float:
         s = self.scenario
-        total = s.total_s - s.node_launch_s if on_spare else s.total_s
-        return total * (1 + self._rng.uniform(-s.jitter, s.jitter))
+        return self._jittered(s.total_s - s.node_launch_s if on_spare else s.total_s)
+
+    def _jittered(self, seconds: float) -> float:
+        jitter = self.scenario.jitter
+        return seconds * (1 + self._rng.uniform(-jitter, jitter))
 
     def _live_spares(self) -> list[SpareNode]:
         return [n for n in self.spares if n.ended_at is None]
@@ -151,9 +154,8 @@ class FleetSimulator:
         (those still launching first)."""
         want = self.warm() if self.warm is not None else 0
         live = self._live_spares()
-        s = self.scenario
         for _ in range(want - len(live)):
-            launch = s.node_launch_s * (1 + self._rng.uniform(-s.jitter, s.jitter))
+            launch = self._jittered(self.scenario.node_launch_s)
             self.spares.append(SpareNode(now, now + launch))
         for n in sorted(live, key=lambda n: -n.up_at)[: max(0, len(live) - want)]:
             n.ended_at = now
