@@ -43,10 +43,10 @@ def main() -> None:
         lead = cfg.scenario.total_s * (1 + cfg.scenario.jitter) + 15.0
         opening = max([min_replicas, 1, *need[: int(lead // 30.0) + 1]])
         runs: list[tuple[str, Ours, int, int | None]] = [
-            (f"buffer {n}", Ours(our_policy(cfg, capacity)), opening, n) for n in (0, 1, 2, 4, 8)
+            (f"buffer {n}", Ours(our_policy(cfg, capacity.rps * cfg.rps_headroom)), opening, n) for n in (0, 1, 2, 4, 8)
         ]
         runs += [
-            (f"ready +{n}", Above(our_policy(cfg, capacity), extra=n), opening + n, None)
+            (f"ready +{n}", Above(our_policy(cfg, capacity.rps * cfg.rps_headroom), extra=n), opening + n, None)
             for n in (1, 2)
         ]
         for label, policy, initial, spare in runs:

@@ -45,7 +45,7 @@ OWNED_FLAGS = (
     "--dtype",
 )
 
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(s|m|h))+$"
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # A DNS subdomain: the names of Secrets, PersistentVolumeClaims and most objects.
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
@@ -356,10 +356,37 @@ class Targets(Base):
     )
     requests_per_second_per_replica: float | None = Field(
         None,
-        description="Requests per second one replica serves within your latency SLO "
-        "(measure it with `python -m inference_operator loadtest`).",
+        description="Requests per second one replica serves within your latency SLO. Unset "
+        "(the default), the operator learns it from the replicas' vLLM metrics against "
+        "autoscaling.slo; set, it overrides what is learned.",
         gt=0,
         le=100_000,
+    )
+    capacity_utilization: float = Field(
+        0.85,
+        description="Share of the learned per-replica capacity each replica is sized to carry "
+        "(the rest absorbs bursts while new replicas start). Unused with "
+        "requestsPerSecondPerReplica, which is an operating point already.",
+        gt=0,
+        le=1,
+    )
+
+
+class SloSpec(Base):
+    """The latency objective the learned per-replica capacity keeps (vLLM's definitions: TTFT
+    from arrival to the first token; TPOT the mean inter-token latency of a request)."""
+
+    ttft: str = Field(
+        "2s", description="Time to first token.", pattern=DURATION_PATTERN, max_length=16
+    )
+    tpot: str = Field(
+        "100ms",
+        description="Time per output token (mean inter-token latency of a request).",
+        pattern=DURATION_PATTERN,
+        max_length=16,
+    )
+    percentile: float = Field(
+        99.0, description="Share of requests, in percent, that must meet both.", ge=50, le=99.99
     )
 
 
@@ -507,6 +534,9 @@ class AutoscalingSpec(Base):
     )
     max_replicas: int = Field(4, description="Most replicas.", ge=1, le=1000)
     targets: Targets = Field(default_factory=Targets, description="Per-replica targets.")
+    slo: SloSpec = Field(
+        default_factory=SloSpec, description="Latency objective for the learned capacity."
+    )
     scale_to_zero: ScaleToZero | None = Field(None, description="Scale to zero when idle.")
     behavior: Behavior = Field(default_factory=Behavior, description="Scaling speed.")
     schedules: list[ScheduleSpec] = Field(

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from inference_operator.bench.simulator.fleet import FleetView
-from inference_operator.scaling import Observation, Policy, State, recommend
-from inference_operator.scaling.hpa import hpa_replicas
+from inference_operator.scaling import Observation, Policy, Recommendation, State, recommend
+from inference_operator.scaling.hpa import DEFAULT_TOLERANCE, hpa_replicas, metric_value
+from inference_operator.scaling.startup import Startup
 from inference_operator.scaling.warm import warm_replicas
 
 
@@ -18,27 +19,48 @@ def _clamp(n: int, lo: int, hi: int) -> int:
 
 @dataclass
 class Ours:
-    """`scaling.recommend` fed the way the operator feeds it: Prometheus scrapes every
-    `scrape_interval`, a 1-minute arrival rate, a decision on HPA's 15-second sync."""
+    """The operator's path, end to end: Prometheus scrapes every `scrape_interval`; the
+    operator's timer runs `recommend` every `timer_seconds` at its own phase against the HPA,
+    feeding it what the fleet queries read (1-minute rates of vLLM's counters, no arrival count:
+    arrivals are completions plus the change in flight); the decision reaches the HPA through
+    the external scaler's metric (scaling/hpa.py) under the HPA's tolerance on the HPA's 15-second
+    sync; KEDA scales 0 <-> 1 on IsActive after its cooldown."""
 
     policy: Policy
-    scrape_interval: float = 15.0
-    interval: float = 15.0
     name: str = "ours"
+    scrape_interval: float = 15.0
+    # The HPA's sync period (the simulator calls `decide` at it).
+    interval: float = 15.0
+    # The operator's INFOP_AUTOSCALE_SECONDS and the offset of its timer against the HPA's.
+    timer_seconds: float = 15.0
+    timer_phase: float = 7.0
+    tolerance: float = DEFAULT_TOLERANCE
+    # KEDA's cooldownPeriod with the operator's scaler (builders/autoscaling.py).
+    cooldown: float = 30.0
     state: State = field(default_factory=State)
     # spec.capacity.warm.auto.maxReplicas; None: no warm capacity.
     warm_ceiling: int | None = None
+    last: Recommendation | None = None
     _warm: int = 0
+    _next_tick: float | None = None
+    # (recommended replicas, pods when decided): what the scaler serves the HPA.
+    _decision: tuple[int, int] | None = None
+    _inactive_since: float | None = None
 
     def warm(self) -> int:
         """Spare replicas' worth of nodes, as the operator sizes the CapacityBuffer."""
         return self._warm
 
-    def decide(self, now: float, view: FleetView) -> int:
+    def observe(self, now: float, view: FleetView) -> Observation | None:
         s = view.latest(now, self.scrape_interval)
         if s is None:
-            return view.target
-        obs = Observation(
+            return None
+
+        def rate(counter: str) -> float | None:
+            return view.rate(now, 60.0, self.scrape_interval, counter)
+
+        itl_sum, itl_count = rate("itl_sum"), rate("itl_count")
+        return Observation(
             at=now,
             current_replicas=view.target,
             ready_replicas=s.ready,
@@ -46,16 +68,52 @@ class Ours:
             queue=s.queue,
             running=s.running,
             kv_cache_utilization=s.kv_cache_utilization,
-            arrival_rps=view.rate(now, 60.0, self.scrape_interval, "arrivals"),
+            completion_rps=rate("completions"),
             gateway_queue=s.held,
             sampled_at=s.at,
+            itl_s=itl_sum / itl_count if itl_sum is not None and itl_count else None,
+            prompt_tps=rate("prompt_tokens"),
+            generation_tps=rate("generation_tokens"),
+            startups=tuple(Startup(*x) for x in view.startups if x[0] <= now),
         )
-        rec, self.state = recommend(obs, self.policy, self.state, now)
+
+    def _tick(self, now: float, view: FleetView) -> None:
+        obs = self.observe(now, view)
+        if obs is None:
+            return
+        self.last, self.state = recommend(obs, self.policy, self.state, now)
         if self.warm_ceiling:
             self._warm, _ = warm_replicas(
-                self.state.warm, now, self.warm_ceiling, rec.replicas, self.policy.max_replicas
+                self.state.warm,
+                now,
+                self.warm_ceiling,
+                self.last.replicas,
+                self.policy.max_replicas,
             )
-        return rec.replicas
+        self._decision = (self.last.replicas, view.target)
+
+    def decide(self, now: float, view: FleetView) -> int:
+        if self._next_tick is None:
+            self._next_tick = now + self.timer_phase
+        while self._next_tick <= now:
+            self._tick(self._next_tick, view)
+            self._next_tick += self.timer_seconds
+        if self._decision is None:
+            return view.target
+        recommended, pods_then = self._decision
+        current = view.target
+        if recommended == 0:
+            # IsActive says no: KEDA scales to zero once the cooldown has passed.
+            self._inactive_since = self._inactive_since if self._inactive_since else now
+            return 0 if now - self._inactive_since >= self.cooldown else current
+        self._inactive_since = None
+        if current == 0:
+            return 1  # KEDA's activation; the HPA takes over from one replica
+        value = metric_value(recommended, pods_then, tolerance=self.tolerance)
+        want = hpa_replicas(
+            value, current, tolerance_up=self.tolerance, tolerance_down=self.tolerance
+        )
+        return _clamp(want, max(1, self.policy.min_replicas), self.policy.max_replicas)
 
 
 @dataclass

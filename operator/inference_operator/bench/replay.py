@@ -22,9 +22,18 @@ from inference_operator.bench.simulator.engine import Replica, Request
 from inference_operator.bench.simulator.fleet import FleetSimulator, ScalingPolicy, SimResult
 from inference_operator.bench.simulator.profiles import EngineProfile, StartupScenario
 from inference_operator.bench.traces import Trace
-from inference_operator.scaling import Policy, Targets
+from inference_operator.bench.product import product_policy, product_spec
+from inference_operator.scaling import Policy
 
-POLICY_NAMES = ("ours", "ours-buffered", "static-peak", "keda-default", "knative-kpa", "oracle")
+POLICY_NAMES = (
+    "ours",
+    "ours-hinted",
+    "ours-buffered",
+    "static-peak",
+    "keda-default",
+    "knative-kpa",
+    "oracle",
+)
 
 
 @dataclass(frozen=True)
@@ -200,17 +209,10 @@ class BenchConfig:
     seed: int = 0
 
 
-def our_policy(cfg: BenchConfig, capacity: Capacity) -> Policy:
-    return Policy(
-        min_replicas=cfg.min_replicas,
-        max_replicas=cfg.max_replicas,
-        targets=Targets(
-            queue_per_replica=cfg.queue_per_replica,
-            kv_cache_utilization=0.8,
-            requests_per_second_per_replica=capacity.rps * cfg.rps_headroom,
-        ),
-        startup_seconds=cfg.scenario.total_s,
-    )
+def our_policy(cfg: BenchConfig, hint: float | None = None) -> Policy:
+    """The operator's policy for this replica with the shipped defaults; `hint`: the
+    requestsPerSecondPerReplica a user who measured the capacity would set."""
+    return product_policy(product_spec(cfg.profile, cfg.min_replicas, cfg.max_replicas, hint))
 
 
 def build_policies(
@@ -221,10 +223,13 @@ def build_policies(
     peak = max(needed_replicas(arrivals, capacity.rps, 60.0, trace.duration))
     lead = cfg.scenario.total_s * (1 + cfg.scenario.jitter)
     made: dict[str, ScalingPolicy] = {
-        "ours": Ours(our_policy(cfg, capacity)),
+        "ours": Ours(our_policy(cfg)),
+        # Told the true capacity (the calibration), at the headroom a careful user would keep:
+        # what learning costs.
+        "ours-hinted": Ours(our_policy(cfg, capacity.rps * cfg.rps_headroom), name="ours-hinted"),
         # spec.capacity.warm.auto with its default ceiling: a CapacityBuffer sized by the brain.
         "ours-buffered": Ours(
-            our_policy(cfg, capacity), name="ours-buffered", warm_ceiling=WarmAuto().max_replicas
+            our_policy(cfg), name="ours-buffered", warm_ceiling=WarmAuto().max_replicas
         ),
         "static-peak": Static(max(cfg.min_replicas, 1, peak)),
         "keda-default": KedaHpaDefaults(cfg.queue_per_replica, cfg.min_replicas, cfg.max_replicas),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from inference_operator.scaling.startup import Startup, StartupMemory
+from inference_operator.scaling.throughput import Capacity, Prior, Slo, ThroughputMemory
 from inference_operator.scaling.warm import WarmMemory
 
 
@@ -31,6 +33,14 @@ class Observation:
     gateway_queue: float | None = None
     # When the newest sample behind these signals was taken; None means "at `at`".
     sampled_at: float | None = None
+    # For the throughput learner, fleet totals over the rate window: mean inter-token latency,
+    # prompt and generated tokens per second (vllm:inter_token_latency_seconds,
+    # vllm:prompt_tokens_total, vllm:generation_tokens_total).
+    itl_s: float | None = None
+    prompt_tps: float | None = None
+    generation_tps: float | None = None
+    # Start-ups seen lately (pod created -> Ready); the learner keeps the ones it has not seen.
+    startups: tuple[Startup, ...] = ()
 
     @property
     def has_load_signal(self) -> bool:
@@ -106,6 +116,11 @@ class Policy:
     # Observations older than this are stale: hold, never scale down on them.
     stale_after_seconds: float = 90.0
     schedules: tuple[Schedule, ...] = ()
+    # Without targets.requestsPerSecondPerReplica: the learned capacity (scaling/throughput.py)
+    # against this SLO, starting from the planner's prior, and this fraction of it per replica.
+    slo: Slo = field(default_factory=Slo)
+    prior: Prior | None = None
+    capacity_utilization: float = 0.85
 
     def __post_init__(self) -> None:
         if self.min_replicas < 0:
@@ -136,6 +151,11 @@ class State:
     started_at: float | None = None
     # Demand growth within one start-up time, for warm capacity (scaling/warm.py).
     warm: WarmMemory = field(default_factory=WarmMemory)
+    # (time, requests in flight: running + waiting + held at the gateway) over the rate window,
+    # so arrivals = completions + the change in flight.
+    inflight: tuple[tuple[float, float], ...] = ()
+    throughput: ThroughputMemory = field(default_factory=ThroughputMemory)
+    startups: StartupMemory = field(default_factory=StartupMemory)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -148,6 +168,9 @@ class State:
             "startedAt": self.started_at,
             "supply": [list(x) for x in self.warm.supply],
             "peaks": [list(x) for x in self.warm.peaks],
+            "inflight": [list(x) for x in self.inflight],
+            "throughput": self.throughput.to_dict(),
+            "startups": self.startups.to_list(),
         }
 
     @classmethod
@@ -166,6 +189,9 @@ class State:
                 tuple((float(t), int(r)) for t, r in raw.get("supply", [])),
                 tuple((float(t), int(g)) for t, g in raw.get("peaks", [])),
             ),
+            inflight=tuple((float(t), float(v)) for t, v in raw.get("inflight", [])),
+            throughput=ThroughputMemory.from_dict(raw.get("throughput")),
+            startups=StartupMemory.from_list(raw.get("startups")),
         )
 
 
@@ -180,3 +206,10 @@ class Recommendation:
     limited: bool = False
     limited_by: str = ""
     holding: bool = False
+    # The per-replica capacity the rps signal used (None: no rate signal or no capacity).
+    capacity: Capacity | None = None
+    # Where the arrival rate came from: gateway, completions+inflight, or none.
+    arrival_source: str = "none"
+    # The start-up time the decision looked ahead by, and whether it was learned.
+    startup_seconds: float = 0.0
+    startup_learned: bool = False

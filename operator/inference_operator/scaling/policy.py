@@ -5,12 +5,14 @@ from __future__ import annotations
 from inference_operator.api.durations import seconds
 from inference_operator.api.models import AutoscalingSpec
 from inference_operator.scaling.model import Policy, Schedule, Targets
+from inference_operator.scaling.throughput import Prior, Slo
 
 # Without spec.autoscaling.scaleToZero a model at minReplicas 0 still waits this long idle.
 DEFAULT_IDLE_TO_ZERO_SECONDS = 900.0
 
 
-def policy_from_spec(a: AutoscalingSpec) -> Policy:
+def policy_from_spec(a: AutoscalingSpec, prior: Prior | None = None) -> Policy:
+    """`prior`: the planner's expectation of one replica (capacity/performance.prior_for)."""
     down = a.behavior.scale_down
     return Policy(
         min_replicas=a.min_replicas,
@@ -21,6 +23,9 @@ def policy_from_spec(a: AutoscalingSpec) -> Policy:
             requests_per_second_per_replica=a.targets.requests_per_second_per_replica,
         ),
         startup_seconds=seconds(a.startup_time),
+        slo=Slo(seconds(a.slo.ttft), seconds(a.slo.tpot), a.slo.percentile),
+        prior=prior,
+        capacity_utilization=a.targets.capacity_utilization,
         panic_threshold=a.behavior.scale_up.panic_threshold,
         scale_up_max_factor=a.behavior.scale_up.max_factor,
         scale_down_stabilization_seconds=seconds(down.stabilization_window),

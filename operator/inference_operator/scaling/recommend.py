@@ -13,6 +13,15 @@ from dataclasses import replace
 from inference_operator.scaling.forecast import forecast_rate
 from inference_operator.scaling.model import Observation, Policy, Recommendation, State
 from inference_operator.scaling.schedule import schedule_floor
+from inference_operator.scaling.startup import estimate, lookahead, observe
+from inference_operator.scaling.throughput import (
+    Capacity,
+    EngineModel,
+    Evidence,
+    Prior,
+    capacity,
+    learn,
+)
 from inference_operator.scaling.warm import WarmMemory, remember
 
 # Ratios are rounded up, but float noise (0.8 / 0.8 * 3 = 3.0000000000000004) must not buy a
@@ -20,32 +29,72 @@ from inference_operator.scaling.warm import WarmMemory, remember
 _EPSILON = 1e-6
 
 
+# Without a planner's prior (a model or accelerator the catalogue lacks) the learner starts from
+# this generic engine and trusts itself only after this many windows of evidence.
+GENERIC_PRIOR = Prior(EngineModel(0.03, 0.0003, 0.0001))
+MIN_SAMPLES_WITHOUT_PRIOR = 20
+# A window of in-flight counts at least this long makes a change in flight an arrival rate.
+_INFLIGHT_WINDOW_S = 60.0
+
+
 def _ceil(x: float) -> int:
     return max(0, math.ceil(x - _EPSILON))
 
 
-def _signals(obs: Observation, policy: Policy, state: State, now: float) -> dict[str, int | None]:
+def per_replica_capacity(policy: Policy, state: State) -> Capacity | None:
+    """The rps one replica carries: the spec's override, else the learned capacity."""
+    t = policy.targets
+    if t.requests_per_second_per_replica is not None:
+        return Capacity(t.requests_per_second_per_replica, 0.0, "spec", 0, "spec")
+    memory = state.throughput
+    if policy.prior is None and memory.samples < MIN_SAMPLES_WITHOUT_PRIOR:
+        return None
+    learned = capacity(memory, policy.prior or GENERIC_PRIOR, policy.slo, t.kv_cache_utilization)
+    return learned if learned.rps > 0 else None
+
+
+def _target_rps(policy: Policy, cap: Capacity) -> float:
+    # A spec target is the user's operating point already; a learned capacity is the edge of the
+    # SLO, so the fleet runs at a fraction of it.
+    return cap.rps if cap.source == "spec" else cap.rps * policy.capacity_utilization
+
+
+def _excess_queue(obs: Observation, policy: Policy) -> float:
+    """Requests waiting beyond `queue_per_replica` per Ready replica."""
+    return max(0.0, (obs.queue or 0.0) - obs.ready_replicas * policy.targets.queue_per_replica)
+
+
+def _signals(
+    obs: Observation,
+    policy: Policy,
+    state: State,
+    now: float,
+    rate: float | None,
+    cap: Capacity | None,
+) -> dict[str, int | None]:
     t = policy.targets
     out: dict[str, int | None] = {"queue": None, "kvCache": None, "rps": None, "gateway": None}
     if obs.queue is not None:
-        out["queue"] = _queue_demand(obs, policy)
+        out["queue"] = _queue_demand(obs, policy, cap)
     if obs.kv_cache_utilization is not None and obs.ready_replicas > 0:
         # HPA's Utilization arithmetic over the Ready replicas only: the starting ones carry no
         # KV cache yet, and counting them would dilute the pressure and add them twice.
         out["kvCache"] = _ceil(
             obs.ready_replicas * obs.kv_cache_utilization / t.kv_cache_utilization
         )
-    rate = obs.arrival_rps if obs.arrival_rps is not None else obs.completion_rps
-    if rate is not None and t.requests_per_second_per_replica is not None:
+    if rate is not None and cap is not None:
         points = [*state.arrivals, (now, rate)]
         expected = forecast_rate(points, policy.startup_seconds, policy.forecast_max_growth)
-        out["rps"] = _ceil(expected / t.requests_per_second_per_replica)
+        # The backlog adds to the arrivals: replicas sized for the arrivals alone drain it only
+        # through their headroom, so it is spread over one start-up time on top of them.
+        backlog = _excess_queue(obs, policy) / policy.startup_seconds
+        out["rps"] = _ceil((expected + backlog) / _target_rps(policy, cap))
     if obs.gateway_queue is not None:
         out["gateway"] = _ceil(obs.gateway_queue / t.queue_per_replica)
     return out
 
 
-def _queue_demand(obs: Observation, policy: Policy) -> int:
+def _queue_demand(obs: Observation, policy: Policy, cap: Capacity | None) -> int:
     """Up to `queue_per_replica` waiting per Ready replica this is HPA's AverageValue arithmetic
     (waiting / target). Beyond it, the excess asks for the replicas that would drain it within
     one start-up time: a burst that the Ready replicas clear before a new one could serve buys
@@ -55,11 +104,49 @@ def _queue_demand(obs: Observation, policy: Policy) -> int:
     allowed = obs.ready_replicas * t.queue_per_replica
     if queue <= allowed:
         return _ceil(queue / t.queue_per_replica)
-    excess = queue - allowed
     per_replica = t.queue_per_replica
-    if t.requests_per_second_per_replica is not None:
-        per_replica = max(per_replica, t.requests_per_second_per_replica * policy.startup_seconds)
-    return obs.ready_replicas + _ceil(excess / per_replica)
+    if cap is not None:
+        per_replica = max(per_replica, _target_rps(policy, cap) * policy.startup_seconds)
+    return obs.ready_replicas + _ceil(_excess_queue(obs, policy) / per_replica)
+
+
+def _inflight(obs: Observation) -> float | None:
+    if obs.queue is None and obs.running is None and obs.gateway_queue is None:
+        return None
+    return (obs.queue or 0.0) + (obs.running or 0.0) + (obs.gateway_queue or 0.0)
+
+
+def arrival_rate(obs: Observation, state: State, now: float) -> tuple[float | None, str]:
+    """Requests/s arriving: the gateway's count where one is in the path; otherwise completions
+    plus the change in flight over the rate window (completions alone saturate under overload:
+    a full fleet finishes no faster however many requests arrive)."""
+    if obs.arrival_rps is not None:
+        return obs.arrival_rps, "gateway"
+    if obs.completion_rps is None:
+        return None, "none"
+    now_in = _inflight(obs)
+    old = [p for p in state.inflight if now - p[0] >= _INFLIGHT_WINDOW_S / 2]
+    if now_in is None or not old:
+        return obs.completion_rps, "completions"
+    t0, v0 = old[-1]
+    return max(0.0, obs.completion_rps + (now_in - v0) / (now - t0)), "completions+inflight"
+
+
+def _evidence(obs: Observation) -> Evidence:
+    ready = max(1, obs.ready_replicas)
+
+    def per(v: float | None) -> float | None:
+        return None if v is None else v / ready
+
+    return Evidence(
+        ready=obs.ready_replicas,
+        batch=(obs.running or 0.0) / ready,
+        itl_s=obs.itl_s,
+        prompt_tps=per(obs.prompt_tps),
+        output_tps=per(obs.generation_tps),
+        completion_rps=per(obs.completion_rps),
+        kv=obs.kv_cache_utilization,
+    )
 
 
 def _growth(state: State, policy: Policy, now: float, need: int, current: int) -> WarmMemory:
@@ -84,12 +171,16 @@ def _prune(state: State, policy: Policy, now: float) -> State:
         state,
         recent=tuple(x for x in state.recent if x[0] > keep_recent),
         arrivals=tuple(x for x in state.arrivals if x[0] > keep_arrivals),
+        inflight=tuple(x for x in state.inflight if x[0] > now - 1.5 * _INFLIGHT_WINDOW_S),
     )
 
 
 def recommend(
     obs: Observation, policy: Policy, state: State, now: float
 ) -> tuple[Recommendation, State]:
+    state = replace(state, startups=observe(state.startups, obs.startups))
+    learned_startup = estimate(state.startups) is not None
+    policy = replace(policy, startup_seconds=lookahead(state.startups, policy.startup_seconds))
     state = _prune(state, policy, now)
     if state.started_at is None:
         # Like Knative after a restart: the windows are empty, so the first stabilization window
@@ -131,6 +222,9 @@ def recommend(
             holding=True,
             limited=want != current,
             limited_by="minReplicas" if want > current else "",
+            capacity=per_replica_capacity(policy, state),
+            startup_seconds=policy.startup_seconds,
+            startup_learned=learned_startup,
         )
         if waking:
             # Remembered like any need, so stabilization keeps the woken replicas a while.
@@ -139,8 +233,13 @@ def recommend(
             state, last_replicas=want, warm=_growth(state, policy, now, waking, current)
         )
 
-    signals = _signals(obs, policy, state, now)
-    rate = obs.arrival_rps if obs.arrival_rps is not None else obs.completion_rps
+    rate, source = arrival_rate(obs, state, now)
+    inflight = _inflight(obs)
+    if inflight is not None:
+        state = replace(state, inflight=(*state.inflight, (now, inflight)))
+    state = replace(state, throughput=learn(state.throughput, _evidence(obs), now))
+    cap = per_replica_capacity(policy, state)
+    signals = _signals(obs, policy, state, now, rate, cap)
     if rate is not None:
         state = replace(state, arrivals=(*state.arrivals, (now, rate)))
     if _active(obs):
@@ -164,10 +263,10 @@ def recommend(
 
     limited_by = ""
     if raw > current:
-        cap = max(
+        step_cap = max(
             math.ceil(current * policy.scale_up_max_factor), current + policy.scale_up_min_step
         )
-        want = min(raw, cap)
+        want = min(raw, step_cap)
         if want < raw:
             limited_by = "scaleUpRate"
     else:
@@ -218,5 +317,9 @@ def recommend(
         panic=in_panic,
         limited=bool(limited_by) and limited_by != "stabilization",
         limited_by=limited_by,
+        capacity=cap,
+        arrival_source=source,
+        startup_seconds=policy.startup_seconds,
+        startup_learned=learned_startup,
     )
     return rec, state

@@ -75,6 +75,9 @@ class Replica:
     last_finish_at: float = 0.0
     generated_tokens: int = 0
     prompt_tokens: int = 0
+    # vllm:inter_token_latency_seconds' sum and count: one observation per decoded token.
+    itl_sum: float = 0.0
+    itl_count: int = 0
     _heap: list[tuple[int, int, _Running]] = field(default_factory=list)
     _seq: int = 0
 
@@ -175,6 +178,8 @@ class Replica:
         self.step += n
         self.kv_used += n * decoding
         self.generated_tokens += n * decoding
+        self.itl_sum += n * dt * decoding
+        self.itl_count += n * decoding
         self.busy_seconds += n * dt
         for entry in completed or ():
             self.prefilling.popleft()

@@ -27,6 +27,11 @@ class Sample:
     ready: int
     starting: int
     held: int  # requests held by the gateway (no Ready replica)
+    # Cumulative over every replica that ever ran (vLLM's counters, summed by Prometheus).
+    prompt_tokens: int = 0
+    generation_tokens: int = 0
+    itl_sum: float = 0.0
+    itl_count: int = 0
 
 
 @dataclass
@@ -37,6 +42,9 @@ class FleetView:
     target: int
     ready: int
     starting: int
+    # (ready at, seconds from created to Ready, whether it waited for a new node) of the
+    # replicas that have started, as the pods' timestamps tell the operator.
+    startups: list[tuple[float, float, bool]] = field(default_factory=list)
 
     def latest(self, at: float, scrape_interval: float) -> Sample | None:
         """The newest sample a scraper with `scrape_interval` would have taken by `at`."""
@@ -75,6 +83,7 @@ class SimReplica:
     ready_at: float
     ended_at: float | None = None
     draining: bool = False
+    new_node: bool = False
 
     def serving(self, now: float) -> bool:
         return self.ended_at is None and not self.draining and self.ready_at <= now
@@ -177,7 +186,12 @@ class FleetSimulator:
                 ready_at = now + self._startup_seconds()
             else:
                 ready_at = max(now, node.up_at) + self._startup_seconds(on_spare=True)
-            replica = SimReplica(Replica(self.profile, ready_at), now, ready_at)
+            replica = SimReplica(
+                Replica(self.profile, ready_at),
+                now,
+                ready_at,
+                new_node=node is None and self.scenario.node_launch_s > 0,
+            )
             self.replicas.append(replica)
             heapq.heappush(self._ready_events, (ready_at, id(replica), replica))
         surplus = len(active) - n
@@ -221,6 +235,7 @@ class FleetSimulator:
                 r.ended_at = max(r.engine.last_finish_at, r.ready_at)
                 self._replica_ended(r.ended_at)
         starting = sum(1 for r in self.replicas if r.ended_at is None and r.ready_at > now)
+        engines = [r.engine for r in self.replicas]
         return Sample(
             now,
             queue,
@@ -231,6 +246,10 @@ class FleetSimulator:
             len(kv),
             starting,
             len(self.held),
+            sum(e.prompt_tokens for e in engines),
+            sum(e.generated_tokens for e in engines),
+            sum(e.itl_sum for e in engines),
+            sum(e.itl_count for e in engines),
         )
 
     def run(
@@ -285,7 +304,15 @@ class FleetSimulator:
                     break
             elif now == next_decision:
                 s = samples[-1] if samples else None
-                view = FleetView(samples, self.target, s.ready if s else 0, s.starting if s else 0)
+                started = [
+                    (r.ready_at, r.ready_at - r.created_at, r.new_node)
+                    for r in self.replicas
+                    if r.created_at < r.ready_at <= now
+                    and (r.ended_at is None or r.ended_at >= r.ready_at)
+                ]
+                view = FleetView(
+                    samples, self.target, s.ready if s else 0, s.starting if s else 0, started
+                )
                 want = self.policy.decide(now, view)
                 if want != self.target:
                     changes.append((now, self.target, want))

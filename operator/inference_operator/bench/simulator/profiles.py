@@ -26,6 +26,9 @@ class EngineProfile:
     max_batched_tokens: int = 8192
     kv_block_tokens: int = 16
     devices: int = 1
+    # How a user would write this replica in an InferenceDeployment (for the product's policy).
+    model_uri: str = "hf://meta-llama/Llama-3.1-8B-Instruct"
+    accelerator_types: tuple[str, ...] = ("l40s",)
 
 
 # Llama-3.1-8B, BF16, 1x H100-80GB SXM. Decode: 8,088 output tok/s at 256 seqs (TPOT 31.6 ms)
@@ -37,6 +40,7 @@ LLAMA3_8B_H100 = EngineProfile(
     decode_per_seq_s=0.000096,
     prefill_tokens_per_s=30_000,
     kv_capacity_tokens=kv_capacity_tokens("llama-3-8b", "p5.48xlarge", 1),
+    accelerator_types=("h100",),
 )
 
 # Llama-3.1-8B, BF16, 1x L40S-48GB (g6e.xlarge). 864 GB/s (~1/3.9 of H100) sets the decode floor;
@@ -59,6 +63,8 @@ LLAMA3_70B_4XH100 = EngineProfile(
     prefill_tokens_per_s=12_000,
     kv_capacity_tokens=kv_capacity_tokens("llama-3-70b", "p5.48xlarge", 4),
     devices=4,
+    model_uri="hf://meta-llama/Llama-3.1-70B-Instruct",
+    accelerator_types=("h100",),
 )
 
 PROFILES = {p.name: p for p in (LLAMA3_8B_H100, LLAMA3_8B_L40S, LLAMA3_70B_4XH100)}
