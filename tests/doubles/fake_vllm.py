@@ -25,52 +25,8 @@ from prometheus_client.exposition import choose_encoder
 
 from inference_operator.bench.simulator.engine import Replica, Request
 from inference_operator.bench.simulator.profiles import PROFILES, EngineProfile
+from inference_operator.metrics.queries import VLLM_TPOT_BUCKETS, VLLM_TTFT_BUCKETS
 
-_TTFT_BUCKETS = (
-    0.001,
-    0.005,
-    0.01,
-    0.02,
-    0.04,
-    0.06,
-    0.08,
-    0.1,
-    0.25,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    7.5,
-    10.0,
-    20.0,
-    40.0,
-    80.0,
-    160.0,
-    640.0,
-    2560.0,
-)
-_ITL_BUCKETS = (
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.15,
-    0.2,
-    0.3,
-    0.4,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    7.5,
-    10.0,
-    20.0,
-    40.0,
-    80.0,
-)
 _LATENCY_BUCKETS = (
     0.3,
     0.5,
@@ -135,14 +91,14 @@ class _Metrics:
             "vllm:time_to_first_token_seconds",
             "Histogram of time to first token in seconds.",
             labels,
-            buckets=_TTFT_BUCKETS,
+            buckets=VLLM_TTFT_BUCKETS,
             registry=r,
         )
         self.itl = Histogram(
             "vllm:inter_token_latency_seconds",
             "Histogram of inter-token latency in seconds.",
             labels,
-            buckets=_ITL_BUCKETS,
+            buckets=VLLM_TPOT_BUCKETS,
             registry=r,
         )
         self.e2e = Histogram(

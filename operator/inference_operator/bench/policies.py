@@ -75,6 +75,8 @@ class Ours:
             prompt_tps=rate("prompt_tokens"),
             generation_tps=rate("generation_tokens"),
             startups=tuple(Startup(*x) for x in view.startups if x[0] <= now),
+            ttft_buckets=view.histogram_rates(now, 60.0, self.scrape_interval, ttft=True),
+            tpot_buckets=view.histogram_rates(now, 60.0, self.scrape_interval, ttft=False),
         )
 
     def _tick(self, now: float, view: FleetView) -> None:

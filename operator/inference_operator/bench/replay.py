@@ -18,11 +18,11 @@ from inference_operator.bench.policies import (
     Static,
     needed_replicas,
 )
+from inference_operator.bench.product import product_policy, product_spec
 from inference_operator.bench.simulator.engine import Replica, Request
 from inference_operator.bench.simulator.fleet import FleetSimulator, ScalingPolicy, SimResult
 from inference_operator.bench.simulator.profiles import EngineProfile, StartupScenario
 from inference_operator.bench.traces import Trace
-from inference_operator.bench.product import product_policy, product_spec
 from inference_operator.scaling import Policy
 
 POLICY_NAMES = (

@@ -39,6 +39,11 @@ class Observation:
     itl_s: float | None = None
     prompt_tps: float | None = None
     generation_tps: float | None = None
+    # rate(vllm:time_to_first_token_seconds_bucket) summed over the fleet: cumulative
+    # (le, per second), the last le +Inf.
+    ttft_buckets: tuple[tuple[float, float], ...] = ()
+    # The same of vllm:request_time_per_output_token_seconds (one per finished request).
+    tpot_buckets: tuple[tuple[float, float], ...] = ()
     # Start-ups seen lately (pod created -> Ready); the learner keeps the ones it has not seen.
     startups: tuple[Startup, ...] = ()
 
@@ -155,6 +160,10 @@ class State:
     # so arrivals = completions + the change in flight.
     inflight: tuple[tuple[float, float], ...] = ()
     throughput: ThroughputMemory = field(default_factory=ThroughputMemory)
+    # When the fleet last was catching up (starting replicas, a backlog, requests held), and
+    # since when it had been.
+    unsettled_at: float | None = None
+    unsettled_since: float | None = None
     startups: StartupMemory = field(default_factory=StartupMemory)
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,6 +179,8 @@ class State:
             "peaks": [list(x) for x in self.warm.peaks],
             "inflight": [list(x) for x in self.inflight],
             "throughput": self.throughput.to_dict(),
+            "unsettledAt": self.unsettled_at,
+            "unsettledSince": self.unsettled_since,
             "startups": self.startups.to_list(),
         }
 
@@ -191,6 +202,10 @@ class State:
             ),
             inflight=tuple((float(t), float(v)) for t, v in raw.get("inflight", [])),
             throughput=ThroughputMemory.from_dict(raw.get("throughput")),
+            unsettled_at=None if raw.get("unsettledAt") is None else float(raw["unsettledAt"]),
+            unsettled_since=(
+                None if raw.get("unsettledSince") is None else float(raw["unsettledSince"])
+            ),
             startups=StartupMemory.from_list(raw.get("startups")),
         )
 

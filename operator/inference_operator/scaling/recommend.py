@@ -21,6 +21,7 @@ from inference_operator.scaling.throughput import (
     Prior,
     capacity,
     learn,
+    within,
 )
 from inference_operator.scaling.warm import WarmMemory, remember
 
@@ -33,8 +34,11 @@ _EPSILON = 1e-6
 # this generic engine and trusts itself only after this many windows of evidence.
 GENERIC_PRIOR = Prior(EngineModel(0.03, 0.0003, 0.0001))
 MIN_SAMPLES_WITHOUT_PRIOR = 20
-# A window of in-flight counts at least this long makes a change in flight an arrival rate.
-_INFLIGHT_WINDOW_S = 60.0
+# The window of the rates the fleet queries read (rate(...[1m])); a change in flight over the
+# same window turns completions into arrivals.
+RATE_WINDOW_S = 60.0
+# The longest a catch-up keeps the windows after it out of the latency evidence.
+MAX_SETTLE_S = 600.0
 
 
 def _ceil(x: float) -> int:
@@ -125,15 +129,33 @@ def arrival_rate(obs: Observation, state: State, now: float) -> tuple[float | No
     if obs.completion_rps is None:
         return None, "none"
     now_in = _inflight(obs)
-    old = [p for p in state.inflight if now - p[0] >= _INFLIGHT_WINDOW_S / 2]
+    old = [p for p in state.inflight if now - p[0] >= RATE_WINDOW_S / 2]
     if now_in is None or not old:
         return obs.completion_rps, "completions"
     t0, v0 = old[-1]
     return max(0.0, obs.completion_rps + (now_in - v0) / (now - t0)), "completions+inflight"
 
 
-def _evidence(obs: Observation) -> Evidence:
+def _catching_up(obs: Observation, policy: Policy) -> bool:
+    return (
+        obs.starting_replicas > 0 or (obs.gateway_queue or 0) > 0 or _excess_queue(obs, policy) > 0
+    )
+
+
+def _settled(state: State, policy: Policy, now: float) -> bool:
+    """Whether the window's requests all lived after the last catch-up: the rate window, the
+    TTFT objective, and as long again as the catch-up lasted (the requests it delayed finish,
+    slow, for about that long after the backlog is gone)."""
+    if state.unsettled_at is None:
+        return True
+    lasted = state.unsettled_at - (state.unsettled_since or state.unsettled_at)
+    wait = RATE_WINDOW_S + policy.slo.ttft_s + min(lasted, MAX_SETTLE_S)
+    return now - state.unsettled_at >= wait
+
+
+def _evidence(obs: Observation, policy: Policy, settled: bool, arrivals: float | None) -> Evidence:
     ready = max(1, obs.ready_replicas)
+    buckets = obs.ttft_buckets
 
     def per(v: float | None) -> float | None:
         return None if v is None else v / ready
@@ -146,6 +168,12 @@ def _evidence(obs: Observation) -> Evidence:
         output_tps=per(obs.generation_tps),
         completion_rps=per(obs.completion_rps),
         kv=obs.kv_cache_utilization,
+        ttft_ok=within(buckets, policy.slo.ttft_s),
+        first_tokens=buckets[-1][1] * RATE_WINDOW_S if buckets else 0.0,
+        tpot_ok=within(obs.tpot_buckets, policy.slo.tpot_s),
+        finished=obs.tpot_buckets[-1][1] * RATE_WINDOW_S if obs.tpot_buckets else 0.0,
+        settled=settled,
+        load=per(arrivals),
     )
 
 
@@ -171,7 +199,7 @@ def _prune(state: State, policy: Policy, now: float) -> State:
         state,
         recent=tuple(x for x in state.recent if x[0] > keep_recent),
         arrivals=tuple(x for x in state.arrivals if x[0] > keep_arrivals),
-        inflight=tuple(x for x in state.inflight if x[0] > now - 1.5 * _INFLIGHT_WINDOW_S),
+        inflight=tuple(x for x in state.inflight if x[0] > now - 1.5 * RATE_WINDOW_S),
     )
 
 
@@ -237,7 +265,23 @@ def recommend(
     inflight = _inflight(obs)
     if inflight is not None:
         state = replace(state, inflight=(*state.inflight, (now, inflight)))
-    state = replace(state, throughput=learn(state.throughput, _evidence(obs), now))
+    if _catching_up(obs, policy) or state.started_at == now:
+        episode = state.unsettled_since
+        if state.unsettled_at is None or now - state.unsettled_at > policy.startup_seconds:
+            episode = now
+        state = replace(state, unsettled_at=now, unsettled_since=episode)
+    settled = _settled(state, policy, now)
+    state = replace(
+        state,
+        throughput=learn(
+            state.throughput,
+            _evidence(obs, policy, settled, rate),
+            now,
+            policy.prior or GENERIC_PRIOR,
+            policy.slo,
+            policy.targets.kv_cache_utilization,
+        ),
+    )
     cap = per_replica_capacity(policy, state)
     signals = _signals(obs, policy, state, now, rate, cap)
     if rate is not None:

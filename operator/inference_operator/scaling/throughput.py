@@ -12,6 +12,14 @@ prior from the capacity planner (model size, accelerator, tensor parallelism), l
 coefficients; the traffic mix (prompt and output tokens per request, from the token counters) and
 the KV cache one token takes (KV usage over the tokens held) are tracked beside it.
 
+The mean is not the tail. One long prompt holds the prefill budget while the requests behind it
+wait (TTFT), and a short answer decoded beside a few prefill chunks has a slow mean inter-token
+latency (TPOT). So the objective itself is watched too: each window's share of first tokens later
+than the TTFT objective and of requests slower than the TPOT objective (the two histograms,
+vllm:time_to_first_token_seconds and vllm:request_time_per_output_token_seconds) is recorded
+against the load per replica as a share of what the step model allows, in log-spaced bins. The
+first bin whose misses exceed 100 - percentile caps the capacity at its lower edge.
+
 From those, at an arrival rate of L requests/s per replica with P prompt and O output tokens per
 request, a replica's steps take s(L) = base / (1 - L * (P * per_prompt_token + O * per_seq)) and
 it holds about L * (O + 1) * s(L) sequences. The capacity is the largest L that keeps the mean
@@ -23,6 +31,7 @@ Windows with missing or stale metrics, or no traffic, teach nothing. Pure: no I/
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +84,18 @@ class Evidence:
     output_tps: float | None  # vllm:generation_tokens_total rate per replica
     completion_rps: float | None  # vllm:request_success_total rate per replica
     kv: float | None  # mean KV-cache usage, 0-1
+    # Share of the window's first tokens within the TTFT objective and of its finished requests
+    # within the TPOT objective, and how many there were (fleet-wide, from the histograms).
+    ttft_ok: float | None = None
+    first_tokens: float = 0.0
+    tpot_ok: float | None = None
+    finished: float = 0.0
+    # Whether the whole window was steady: no replica starting, no backlog beyond the queue
+    # target, nothing held at the gateway. Misses while the fleet catches up on a burst say
+    # how late the replicas came, not what one replica sustains, so only steady windows count.
+    settled: bool = True
+    # Requests/s arriving per Ready replica (completions saturate under overload; this not).
+    load: float | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +107,7 @@ class Capacity:
     # spec (targets.requestsPerSecondPerReplica), prior (the planner only) or learned.
     source: str
     samples: int
-    # Which limit binds: tpot or kvCache.
+    # Which limit binds: tpot, kvCache or ttft.
     bound_by: str
 
 
@@ -106,6 +127,8 @@ class ThroughputMemory:
     output_tokens: float | None = None
     # Tokens one replica's KV cache holds (from usage over tokens held).
     kv_tokens: float | None = None
+    # Load bin -> (requests, SLO misses), decayed: the tail against the load (see LOAD_BINS).
+    misses: tuple[tuple[int, float, float], ...] = ()
     samples: int = 0
     at: float | None = None
 
@@ -116,6 +139,7 @@ class ThroughputMemory:
             "prompt": self.prompt_tokens,
             "output": self.output_tokens,
             "kvTokens": self.kv_tokens,
+            "misses": [[i, round(n, 2), round(m, 2)] for i, n, m in self.misses],
             "samples": self.samples,
             "at": self.at,
         }
@@ -126,6 +150,7 @@ class ThroughputMemory:
             return cls()
         xx = tuple(float(v) for v in raw.get("xx", ()))
         xy = tuple(float(v) for v in raw.get("xy", ()))
+        misses = tuple((int(i), float(n), float(m)) for i, n, m in raw.get("misses", ()))
         if len(xx) != 6 or len(xy) != 3:
             return cls()
 
@@ -139,6 +164,7 @@ class ThroughputMemory:
             prompt_tokens=opt("prompt"),
             output_tokens=opt("output"),
             kv_tokens=opt("kvTokens"),
+            misses=misses,
             samples=int(raw.get("samples", 0)),
             at=opt("at"),
         )
@@ -148,7 +174,9 @@ def _ewma(old: float | None, new: float, alpha: float) -> float:
     return new if old is None else old + alpha * (new - old)
 
 
-def learn(memory: ThroughputMemory, ev: Evidence, now: float) -> ThroughputMemory:
+def learn(
+    memory: ThroughputMemory, ev: Evidence, now: float, prior: Prior, slo: Slo, kv_target: float
+) -> ThroughputMemory:
     """Fold one window in; a window without traffic or without a signal changes nothing."""
     if (
         ev.ready < 1
@@ -163,15 +191,12 @@ def learn(memory: ThroughputMemory, ev: Evidence, now: float) -> ThroughputMemor
     ):
         return memory
     dt = 0.0 if memory.at is None else now - memory.at
-    # Each window weighs as much as the time it covers since the last one, so the tick rate does
-    # not decide how fast the prior is overruled.
-    w = 1.0
     keep = _decay(1.0, dt, MODEL_HALF_LIFE_S)
     x = (1.0, ev.batch, ev.prompt_tps * ev.itl_s)
     y = ev.itl_s
     upper = np.outer(x, x)[np.triu_indices(3)]
-    xx = tuple(float(v) for v in keep * np.array(memory.xx) + w * upper)
-    xy = tuple(keep * old + w * x[i] * y for i, old in enumerate(memory.xy))
+    xx = tuple(float(v) for v in keep * np.array(memory.xx) + upper)
+    xy = tuple(keep * old + x[i] * y for i, old in enumerate(memory.xy))
     alpha = 1.0 - _decay(1.0, max(dt, 15.0), MIX_HALF_LIFE_S)
     prompt = _ewma(memory.prompt_tokens, ev.prompt_tps / ev.completion_rps, alpha)
     output = _ewma(memory.output_tokens, ev.output_tps / ev.completion_rps, alpha)
@@ -179,33 +204,111 @@ def learn(memory: ThroughputMemory, ev: Evidence, now: float) -> ThroughputMemor
     if ev.kv is not None and ev.kv >= _KV_MIN_USAGE:
         held = ev.batch * (prompt + output / 2.0)
         kv_tokens = _ewma(kv_tokens, held / ev.kv, alpha)
-    return ThroughputMemory(
+    learned = ThroughputMemory(
         xx=xx,
         xy=(xy[0], xy[1], xy[2]),
         prompt_tokens=prompt,
         output_tokens=output,
         kv_tokens=kv_tokens,
+        misses=memory.misses,
         samples=memory.samples + 1,
         at=now,
     )
+    return _record_misses(learned, ev, dt, prior, slo, kv_target)
 
 
-def engine(memory: ThroughputMemory, prior: EngineModel) -> EngineModel:
-    """The step-time model: the evidence, anchored by the prior's pseudo-windows."""
-    xx = np.zeros((3, 3))
-    xx[np.triu_indices(3)] = memory.xx
-    xx = xx + np.triu(xx, 1).T
-    xy = np.array(memory.xy)
-    for batch, prompt in _PRIOR_POINTS:
-        x = np.array([1.0, batch, prompt])
-        xx += PRIOR_WEIGHT * np.outer(x, x)
-        xy += PRIOR_WEIGHT * x * float(x @ np.array(prior.as_tuple()))
-    # The columns differ by orders of magnitude (1, a batch, thousands of tokens): scale them.
-    scale = np.sqrt(np.diag(xx))
-    sol, *_ = np.linalg.lstsq(xx / np.outer(scale, scale), xy / scale, rcond=None)
-    base, per_seq, per_prompt = (float(v) for v in sol / scale)
-    # A coefficient fitted below zero is noise around zero; the floors keep the model physical.
-    return EngineModel(max(base, 0.1 * prior.base_s), max(per_seq, 0.0), max(per_prompt, 0.0))
+# Load per replica as a share of the step model's capacity, in bins LOAD_RATIO apart from
+# LOAD_MIN up: wide enough for a mix whose tail binds at 3% of what the mean allows.
+LOAD_MIN = 0.01
+LOAD_RATIO = 1.25
+LOAD_BINS = 24
+MISS_HALF_LIFE_S = 1800.0
+
+
+def _load_bin(share: float) -> int:
+    if share <= LOAD_MIN:
+        return 0
+    return min(LOAD_BINS - 1, int(math.log(share / LOAD_MIN) / math.log(LOAD_RATIO)))
+
+
+def _bin_floor(i: int) -> float:
+    return float(LOAD_MIN * LOAD_RATIO**i)
+
+
+def _record_misses(
+    memory: ThroughputMemory, ev: Evidence, dt: float, prior: Prior, slo: Slo, kv_target: float
+) -> ThroughputMemory:
+    keep = _decay(1.0, dt, MISS_HALF_LIFE_S)
+    bins = {i: (n * keep, m * keep) for i, n, m in memory.misses if n * keep >= 0.5}
+    n = max(ev.first_tokens, ev.finished)
+    if ev.settled and n > 0 and (ev.ttft_ok is not None or ev.tpot_ok is not None):
+        # Either objective missed: the union, counted as if no request missed both (cautious).
+        missed = ev.first_tokens * (1.0 - (ev.ttft_ok if ev.ttft_ok is not None else 1.0))
+        missed += ev.finished * (1.0 - (ev.tpot_ok if ev.tpot_ok is not None else 1.0))
+        model_rps = _model_rps(memory, prior, slo, kv_target)[0]
+        load = ev.load if ev.load is not None else ev.completion_rps
+        if model_rps > 0 and load is not None:
+            i = _load_bin(load / model_rps)
+            old_n, old_m = bins.get(i, (0.0, 0.0))
+            bins[i] = (old_n + n, old_m + min(n, missed))
+    return ThroughputMemory(
+        xx=memory.xx,
+        xy=memory.xy,
+        prompt_tokens=memory.prompt_tokens,
+        output_tokens=memory.output_tokens,
+        kv_tokens=memory.kv_tokens,
+        misses=tuple(sorted((i, n, m) for i, (n, m) in bins.items())),
+        samples=memory.samples,
+        at=memory.at,
+    )
+
+
+def tail_limit(memory: ThroughputMemory, slo: Slo) -> float | None:
+    """The share of the step model's capacity at which the SLO's misses begin: the floor of the
+    first load bin, with enough requests to tell, whose misses exceed the allowance. Misses
+    that happen at every load (prompts too long for the objective) are not the load's doing:
+    the allowance is counted on top of the fewest misses any bin has shown."""
+    allowed = 1.0 - slo.percentile / 100.0
+    shares = _monotone([(i, n, m) for i, n, m in memory.misses if n > 0])
+    enough = [(i, n, share) for i, n, share in shares if n >= 2.0 / allowed]
+    if not enough:
+        return None
+    floor = min(share for _, _, share in enough)
+    threshold = allowed if floor <= allowed / 2 else floor + allowed / 2
+    for i, _, share in enough:
+        if share > threshold:
+            return _bin_floor(i)
+    return None
+
+
+def _monotone(bins: list[tuple[int, float, float]]) -> list[tuple[int, float, float]]:
+    """(bin, requests, misses) -> (bin, requests of its pool, miss share), the shares made
+    non-decreasing in load by pooling neighbours (pool-adjacent-violators): misses never fall as
+    load rises, so a noisy bin below clean ones is read with them, not alone."""
+    pools: list[tuple[list[int], float, float]] = []  # (bins, requests, misses)
+    for i, n, m in bins:
+        pools.append(([i], n, m))
+        while len(pools) > 1 and pools[-2][2] / pools[-2][1] > pools[-1][2] / pools[-1][1]:
+            top, below = pools.pop(), pools.pop()
+            pools.append((below[0] + top[0], below[1] + top[1], below[2] + top[2]))
+    return [(i, n, m / n) for members, n, m in pools for i in members]
+
+
+def within(buckets: tuple[tuple[float, float], ...], threshold: float) -> float | None:
+    """Share of a histogram's observations at or below `threshold`, from cumulative (le, rate)
+    buckets, linear within a bucket as histogram_quantile assumes; None without observations."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    total = buckets[-1][1]  # the +Inf bucket: every observation
+    prev_le, prev_v = 0.0, 0.0
+    for le, v in buckets:
+        if math.isinf(le):
+            return prev_v / total
+        if threshold <= le:
+            part = (threshold - prev_le) / (le - prev_le) if le > prev_le else 1.0
+            return min(1.0, (prev_v + part * (v - prev_v)) / total)
+        prev_le, prev_v = le, v
+    return 1.0
 
 
 def sustainable_rps(
@@ -242,16 +345,27 @@ class Prior:
     output_tokens: float = 256.0
 
 
-def capacity(memory: ThroughputMemory, prior: Prior, slo: Slo, kv_target: float) -> Capacity:
-    """Per-replica capacity now: learned once there is evidence, else the prior."""
+def _model_rps(
+    memory: ThroughputMemory, prior: Prior, slo: Slo, kv_target: float
+) -> tuple[float, str, float]:
+    """The step model's capacity: (rps, which limit binds, tokens per request)."""
     model = engine(memory, prior.engine)
     prompt = memory.prompt_tokens if memory.prompt_tokens is not None else prior.prompt_tokens
     output = memory.output_tokens if memory.output_tokens is not None else prior.output_tokens
     kv_tokens = memory.kv_tokens if memory.kv_tokens is not None else prior.kv_tokens
     rps, bound = sustainable_rps(model, prompt, output, kv_tokens, slo, kv_target)
+    return rps, bound, prompt + output
+
+
+def capacity(memory: ThroughputMemory, prior: Prior, slo: Slo, kv_target: float) -> Capacity:
+    """Per-replica capacity now: learned once there is evidence, else the prior."""
+    rps, bound, tokens = _model_rps(memory, prior, slo, kv_target)
+    tail = tail_limit(memory, slo)
+    if tail is not None and tail < 1.0:
+        rps, bound = rps * tail, "latencyTail"
     return Capacity(
         rps=rps,
-        tokens_per_s=rps * (prompt + output),
+        tokens_per_s=rps * tokens,
         source="learned" if memory.samples else "prior",
         samples=memory.samples,
         bound_by=bound,

@@ -9,12 +9,14 @@ jumps over runs of identical steps: the cost is per request, not per token.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections import deque
 from dataclasses import dataclass, field
 
 from inference_operator.bench.simulator.profiles import EngineProfile
+from inference_operator.metrics.queries import VLLM_TPOT_BUCKETS, VLLM_TTFT_BUCKETS
 
 
 @dataclass(eq=False)
@@ -78,6 +80,11 @@ class Replica:
     # vllm:inter_token_latency_seconds' sum and count: one observation per decoded token.
     itl_sum: float = 0.0
     itl_count: int = 0
+    # vllm:time_to_first_token_seconds_bucket, not cumulative: [i] counts VLLM_TTFT_BUCKETS[i-1]
+    # < ttft <= VLLM_TTFT_BUCKETS[i] (the last one: above every boundary).
+    ttft_buckets: list[int] = field(default_factory=lambda: [0] * (len(VLLM_TTFT_BUCKETS) + 1))
+    # vllm:request_time_per_output_token_seconds, the same way (0 for one output token).
+    tpot_buckets: list[int] = field(default_factory=lambda: [0] * (len(VLLM_TPOT_BUCKETS) + 1))
     _heap: list[tuple[int, int, _Running]] = field(default_factory=list)
     _seq: int = 0
 
@@ -188,6 +195,8 @@ class Replica:
             self.generated_tokens += 1
             if entry.request.first_token_at is None:
                 entry.request.first_token_at = self.t
+                ttft = self.t - entry.request.arrival
+                self.ttft_buckets[bisect.bisect_left(VLLM_TTFT_BUCKETS, ttft)] += 1
             heapq.heappush(self._heap, (entry.decode_base + entry.remaining, entry.key, entry))
         while self._heap and self._heap[0][0] <= self.step:
             finish_step, key, entry = heapq.heappop(self._heap)
@@ -198,6 +207,8 @@ class Replica:
             request = entry.request
             request.finished_at = self.t - (self.step - finish_step) * dt
             request.generated = request.output_tokens
+            tpot = request.tpot or 0.0
+            self.tpot_buckets[bisect.bisect_left(VLLM_TPOT_BUCKETS, tpot)] += 1
             self.completed += 1
             self.last_finish_at = request.finished_at
             done.append(request)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
+import math
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -12,6 +14,7 @@ from typing import Protocol
 
 from inference_operator.bench.simulator.engine import Replica, Request
 from inference_operator.bench.simulator.profiles import EngineProfile, StartupScenario
+from inference_operator.metrics.queries import VLLM_TPOT_BUCKETS, VLLM_TTFT_BUCKETS
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,10 @@ class Sample:
     generation_tokens: int = 0
     itl_sum: float = 0.0
     itl_count: int = 0
+    # Cumulative TTFT histogram, Prometheus-style: [i] counts TTFT <= VLLM_TTFT_BUCKETS[i], and
+    # the last one every first token (le="+Inf").
+    ttft_le: tuple[int, ...] = ()
+    tpot_le: tuple[int, ...] = ()
 
 
 @dataclass
@@ -62,6 +69,26 @@ class FleetView:
             return None
         delta = getattr(end, counter) - getattr(start, counter)
         return float(delta) / (end.at - start.at)
+
+    def histogram_rates(
+        self, at: float, window: float, scrape_interval: float, ttft: bool
+    ) -> tuple[tuple[float, float], ...]:
+        """rate(<histogram>_bucket[window]) summed over the fleet, as (le, per second): the
+        TTFT histogram, or (ttft False) the per-request TPOT one."""
+        end = self.latest(at, scrape_interval)
+        start = self.latest(at - window, scrape_interval)
+        if end is None or start is None or end.at <= start.at:
+            return ()
+        bounds = VLLM_TTFT_BUCKETS if ttft else VLLM_TPOT_BUCKETS
+        after = end.ttft_le if ttft else end.tpot_le
+        before = (start.ttft_le if ttft else start.tpot_le) or (0,) * len(after)
+        if not after:
+            return ()
+        span = end.at - start.at
+        return tuple(
+            (le, (b - a) / span)
+            for le, a, b in zip((*bounds, math.inf), before, after, strict=True)
+        )
 
     def window(self, at: float, seconds: float) -> list[Sample]:
         lo = bisect.bisect_left(self.samples, at - seconds, key=lambda s: s.at)
@@ -236,6 +263,8 @@ class FleetSimulator:
                 self._replica_ended(r.ended_at)
         starting = sum(1 for r in self.replicas if r.ended_at is None and r.ready_at > now)
         engines = [r.engine for r in self.replicas]
+        ttft = [sum(col) for col in zip(*(e.ttft_buckets for e in engines), strict=True)]
+        tpot = [sum(col) for col in zip(*(e.tpot_buckets for e in engines), strict=True)]
         return Sample(
             now,
             queue,
@@ -250,6 +279,8 @@ class FleetSimulator:
             sum(e.generated_tokens for e in engines),
             sum(e.itl_sum for e in engines),
             sum(e.itl_count for e in engines),
+            tuple(itertools.accumulate(ttft)),
+            tuple(itertools.accumulate(tpot)),
         )
 
     def run(
