@@ -294,6 +294,24 @@ def _monotone(bins: list[tuple[int, float, float]]) -> list[tuple[int, float, fl
     return [(i, n, m / n) for members, n, m in pools for i in members]
 
 
+def engine(memory: ThroughputMemory, prior: EngineModel) -> EngineModel:
+    """The step-time model: the evidence, anchored by the prior's pseudo-windows."""
+    xx = np.zeros((3, 3))
+    xx[np.triu_indices(3)] = memory.xx
+    xx = xx + np.triu(xx, 1).T
+    xy = np.array(memory.xy)
+    for batch, prompt in _PRIOR_POINTS:
+        x = np.array([1.0, batch, prompt])
+        xx += PRIOR_WEIGHT * np.outer(x, x)
+        xy += PRIOR_WEIGHT * x * float(x @ np.array(prior.as_tuple()))
+    # The columns differ by orders of magnitude (1, a batch, thousands of tokens): scale them.
+    scale = np.sqrt(np.diag(xx))
+    sol, *_ = np.linalg.lstsq(xx / np.outer(scale, scale), xy / scale, rcond=None)
+    base, per_seq, per_prompt = (float(v) for v in sol / scale)
+    # A coefficient fitted below zero is noise around zero; the floors keep the model physical.
+    return EngineModel(max(base, 0.1 * prior.base_s), max(per_seq, 0.0), max(per_prompt, 0.0))
+
+
 def within(buckets: tuple[tuple[float, float], ...], threshold: float) -> float | None:
     """Share of a histogram's observations at or below `threshold`, from cumulative (le, rate)
     buckets, linear within a bucket as histogram_quantile assumes; None without observations."""
