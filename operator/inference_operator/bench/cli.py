@@ -9,8 +9,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from inference_operator.bench.replay import POLICY_NAMES, BenchConfig, calibrate, replay
-from inference_operator.bench.report import as_json, plot, table, write_json
+from inference_operator.bench.replay import POLICY_NAMES, BenchConfig, calibrate_mean, replay
+from inference_operator.bench.report import as_json, plot, plot_curves, table, write_json
 from inference_operator.bench.simulator.profiles import PROFILES, SCENARIOS
 from inference_operator.bench.traces import Trace, TraceFormatError, load_csv, synthetic
 
@@ -46,6 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, help="write the report as JSON here")
     p.add_argument("--plot", type=Path, help="write a PNG plot here (one per scenario)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--curves",
+        action="store_true",
+        help="also sweep each baseline's main knob into a cost/attainment curve",
+    )
 
 
 def load_trace(spec: str, time_scale: float) -> Trace:
@@ -84,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             min_replicas=args.min_replicas,
             max_replicas=args.max_replicas,
         )
-        capacity = calibrate(cfg.profile, trace, cfg.slo)
+        capacity = calibrate_mean(cfg, trace)
         total = trace.duration * len(names)
         with tqdm(
             total=round(total),
@@ -96,17 +101,20 @@ def run(args: argparse.Namespace) -> int:
         ) as bar:
             progress = _Progress(bar, trace.duration)
 
-            reports = replay(trace, cfg, names, capacity, progress)
-        print(table(trace.name, scenario, reports))
+            run = replay(trace, cfg, names, capacity, progress, curves=args.curves)
+        print(table(run))
         print(f"   one replica sustains {capacity.rps:.2f} req/s within the SLO on this mix")
-        documents.append(as_json(trace.name, scenario, reports))
+        documents.append(as_json(run))
         if args.plot:
             path = (
                 args.plot
                 if len(args.scenario or [1]) == 1
                 else args.plot.with_name(f"{args.plot.stem}-{scenario}{args.plot.suffix}")
             )
-            plot(path, f"{trace.name} / {scenario} / {cfg.profile.name}", reports)
+            title = f"{trace.name} / {scenario} / {cfg.profile.name}"
+            plot(path, title, run)
+            if args.curves:
+                plot_curves(path.with_name(f"{path.stem}-curves{path.suffix}"), title, run)
     if args.json:
         write_json(args.json, documents)
     return 0

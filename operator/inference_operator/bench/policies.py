@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from inference_operator.bench.simulator.fleet import FleetView
+from inference_operator.bench.simulator.fleet import FleetView, Sample
 from inference_operator.scaling import Observation, Policy, Recommendation, State, recommend
 from inference_operator.scaling.hpa import DEFAULT_TOLERANCE, hpa_replicas, metric_value
 from inference_operator.scaling.startup import Startup
@@ -178,7 +178,9 @@ class KedaHpaDefaults:
 @dataclass
 class KnativeKpa:
     """Knative's KPA on in-flight requests per replica: 60 s stable and 6 s panic windows, panic at
-    200% of target, target utilization 70%, max scale-down rate 2x, 30 s grace to zero."""
+    200% of target, target utilization 70%, max scale-down rate 2x, 30 s grace to zero, and
+    scale-down-delay (the highest decision over the delay holds; a competent user sets it to at
+    least the start-up time, so a dip shorter than a start-up never costs a replica)."""
 
     concurrency_target: float
     min_replicas: int
@@ -188,7 +190,9 @@ class KnativeKpa:
     panic_window: float = 6.0
     panic_threshold: float = 2.0
     utilization: float = 0.7
+    scale_down_delay: float = 0.0
     name: str = "knative-kpa"
+    _decisions: list[tuple[float, int]] = field(default_factory=list)
     _panic_until: float = -math.inf
     _panic_max: int = 0
     _zero_since: float | None = None
@@ -220,7 +224,162 @@ class KnativeKpa:
                 want = min(view.target, 1)
         else:
             self._zero_since = None
+        want = _clamp(want, self.min_replicas, self.max_replicas)
+        if self.scale_down_delay > 0:
+            self._decisions = [
+                (t, n) for t, n in self._decisions if t > now - self.scale_down_delay
+            ]
+            self._decisions.append((now, want))
+            want = max(n for _, n in self._decisions)
+        return want
+
+
+@dataclass
+class KedaTuned:
+    """KEDA as a competent user configures it given a per-replica capacity: three Prometheus
+    triggers (waiting queue per replica, KV-cache usage, requests/s per replica at the capacity),
+    the HPA taking the largest proposal, with its defaults otherwise (KedaHpaDefaults)."""
+
+    rps_target: float
+    queue_target: float
+    kv_target: float
+    min_replicas: int
+    max_replicas: int
+    scrape_interval: float = 15.0
+    interval: float = 15.0
+    tolerance: float = 0.1
+    stabilization: float = 300.0
+    cooldown: float = 300.0
+    name: str = "keda-tuned"
+    _history: list[tuple[float, int]] = field(default_factory=list)
+    _last_active: float = -math.inf
+
+    def decide(self, now: float, view: FleetView) -> int:
+        s = view.latest(now, self.scrape_interval)
+        if s is None:
+            return view.target
+        rps = view.rate(now, 60.0, self.scrape_interval, "completions") or 0.0
+        current = view.target
+        if s.queue + s.held > 0 or rps > 0:
+            self._last_active = now
+        if current == 0:
+            return max(self.min_replicas, 1 if s.queue + s.held > 0 else 0)
+        if self.min_replicas == 0 and now - self._last_active >= self.cooldown:
+            return 0
+
+        def hpa(value: float, target: float) -> int:
+            return hpa_replicas(
+                value,
+                current,
+                target=target,
+                tolerance_up=self.tolerance,
+                tolerance_down=self.tolerance,
+            )
+
+        proposals = [hpa(float(s.queue + s.held), self.queue_target), hpa(rps, self.rps_target)]
+        if s.kv_cache_utilization is not None and s.ready:
+            # A Utilization-style average over the pods reporting it.
+            proposals.append(
+                math.ceil(s.ready * s.kv_cache_utilization / self.kv_target - 1e-9)
+                if abs(s.kv_cache_utilization / self.kv_target - 1) > self.tolerance
+                else current
+            )
+        raw = _clamp(max(proposals), max(1, self.min_replicas), self.max_replicas)
+        self._history = [(t, r) for t, r in self._history if t > now - self.stabilization]
+        self._history.append((now, raw))
+        if raw > current:
+            return min(raw, max(2 * current, current + 4))
+        return max(r for _, r in self._history) if raw < current else current
+
+
+@dataclass
+class AibrixApa:
+    """AIBrix's pod autoscaler with its defaults (v0.8): in-flight requests per pod averaged over
+    a 180 s stable and a 60 s panic window, panic at 2x the target, a 10% tolerance band, at most
+    2x up or down per decision, and no scale-down within 300 s of the last scale-up."""
+
+    concurrency_target: float
+    min_replicas: int
+    max_replicas: int
+    interval: float = 15.0
+    stable_window: float = 180.0
+    panic_window: float = 60.0
+    panic_threshold: float = 2.0
+    tolerance: float = 0.1
+    cooldown: float = 300.0
+    max_rate: float = 2.0
+    name: str = "aibrix-apa"
+    _last_up: float = -math.inf
+
+    def decide(self, now: float, view: FleetView) -> int:
+        stable = view.window(now, self.stable_window)
+        if not stable:
+            return view.target
+        panic = [s for s in stable if s.at > now - self.panic_window] or stable[-1:]
+        current = max(1, view.target)
+
+        def per_pod(samples: list[Sample]) -> float:
+            return sum((s.running + s.queue + s.held) / max(1, s.ready) for s in samples) / len(
+                samples
+            )
+
+        ratio_stable = per_pod(stable) / self.concurrency_target
+        ratio_panic = per_pod(panic) / self.concurrency_target
+        ratio = ratio_panic if ratio_panic >= self.panic_threshold else ratio_stable
+        if abs(ratio - 1.0) <= self.tolerance:
+            return _clamp(view.target, self.min_replicas, self.max_replicas)
+        want = math.ceil(current * ratio - 1e-9)
+        want = min(want, math.ceil(current * self.max_rate))
+        want = max(want, math.floor(current / self.max_rate))
+        if want > view.target:
+            self._last_up = now
+        elif want < view.target and now - self._last_up < self.cooldown:
+            want = view.target
         return _clamp(want, self.min_replicas, self.max_replicas)
+
+
+@dataclass
+class Wva:
+    """llm-d's Workload Variant Autoscaler in saturation mode with its defaults: a replica is
+    saturated at KV-cache usage 0.80 or 5 waiting; add one when the spare KV (0.80 - usage) or the
+    spare queue (5 - waiting) averaged over the replicas falls below 0.10 or 3; remove one when
+    the fleet would keep both spares with one replica fewer; nothing while pods are pending."""
+
+    kv_threshold: float
+    min_replicas: int
+    max_replicas: int
+    queue_threshold: float = 5.0
+    spare_kv: float = 0.10
+    spare_queue: float = 3.0
+    scrape_interval: float = 15.0
+    interval: float = 15.0
+    name: str = "wva"
+
+    def decide(self, now: float, view: FleetView) -> int:
+        s = view.latest(now, self.scrape_interval)
+        if s is None:
+            return view.target
+        if s.starting > 0:
+            return view.target
+        if s.ready == 0:
+            return max(view.target, 1 if s.held else self.min_replicas)
+        kv = s.kv_cache_utilization or 0.0
+        queue = (s.queue + s.held) / s.ready
+        if (
+            self.kv_threshold - kv < self.spare_kv
+            or self.queue_threshold - queue < self.spare_queue
+        ):
+            return _clamp(view.target + 1, self.min_replicas, self.max_replicas)
+        fewer = s.ready - 1
+        if fewer >= max(1, self.min_replicas):
+            kv_after = kv * s.ready / fewer
+            queue_after = (s.queue + s.held) / fewer
+            if (
+                self.kv_threshold - kv_after >= self.spare_kv
+                and self.queue_threshold - queue_after >= self.spare_queue
+            ):
+                return _clamp(view.target - 1, self.min_replicas, self.max_replicas)
+        return _clamp(view.target, self.min_replicas, self.max_replicas)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import random
@@ -11,14 +12,22 @@ from typing import Any
 
 from inference_operator.api.models import WarmAuto
 from inference_operator.bench.policies import (
+    AibrixApa,
     KedaHpaDefaults,
+    KedaTuned,
     KnativeKpa,
-    LeadOracle,
     Ours,
     Static,
-    needed_replicas,
+    Wva,
 )
 from inference_operator.bench.product import product_policy, product_spec
+from inference_operator.bench.references import (
+    WINDOW_S,
+    Fluid,
+    cheapest_static,
+    fluid_bound,
+    tuned_oracle,
+)
 from inference_operator.bench.simulator.engine import Replica, Request
 from inference_operator.bench.simulator.fleet import FleetSimulator, ScalingPolicy, SimResult
 from inference_operator.bench.simulator.profiles import EngineProfile, StartupScenario
@@ -31,7 +40,10 @@ POLICY_NAMES = (
     "ours-buffered",
     "static-peak",
     "keda-default",
+    "keda-tuned",
     "knative-kpa",
+    "aibrix-apa",
+    "wva",
     "oracle",
 )
 
@@ -112,6 +124,14 @@ class PolicyReport:
     flaps: int
     reaction_time_p95_s: float
     unfinished: int
+    # SLO misses of requests that arrived while a replica was starting (a scale-up under way),
+    # and of all the others.
+    misses_in_startup: int = 0
+    misses_outside_startup: int = 0
+    # Ours: the per-replica capacity and start-up time it ended with, and where they came from.
+    learned_rps: float | None = None
+    learned_bound: str | None = None
+    learned_startup_s: float | None = None
     result: SimResult | None = field(default=None, repr=False)
 
     def as_json(self) -> dict[str, Any]:
@@ -177,6 +197,15 @@ def measure(
     ttfts = [r.ttft if r.ttft is not None else math.inf for r in reqs]
     tpots = [r.tpot for r in finished if r.tpot is not None]
     reactions = reaction_times(result, need, bin_seconds, start)
+    starting_spans = _merge(
+        [
+            (r.created_at, min(r.ready_at, r.ended_at if r.ended_at is not None else r.ready_at))
+            for r in result.replicas
+            if r.ready_at > r.created_at
+        ]
+    )
+    in_startup = sum(1 for r in reqs if not slo.met(r) and _inside(r.arrival, starting_spans))
+    missed = sum(1 for r in reqs if not slo.met(r))
     return PolicyReport(
         gpu_hours=total * dev / hours,
         gpu_hours_serving=serving * dev / hours,
@@ -191,8 +220,26 @@ def measure(
         flaps=flaps(result.scale_changes),
         reaction_time_p95_s=_pct(reactions, 0.95),
         unfinished=len(reqs) - len(finished),
+        misses_in_startup=in_startup,
+        misses_outside_startup=missed - in_startup,
         result=result,
     )
+
+
+def _inside(t: float, spans: list[tuple[float, float]]) -> bool:
+    """Whether `t` falls in one of `spans` (merged, sorted, disjoint)."""
+    i = bisect.bisect_right(spans, (t, math.inf)) - 1
+    return i >= 0 and spans[i][0] <= t < spans[i][1]
+
+
+def _merge(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
 
 
 @dataclass(frozen=True)
@@ -202,11 +249,21 @@ class BenchConfig:
     slo: Slo = Slo()
     min_replicas: int = 1
     max_replicas: int = 64
-    # Our rps target is this fraction of the measured per-replica capacity (the headroom).
+    # What a careful user keeps below a measured capacity (ours-hinted, keda-tuned).
     rps_headroom: float = 0.85
     queue_per_replica: float = 4.0
-    oracle_bin_seconds: float = 30.0
     seed: int = 0
+    calibration_seeds: int = 5
+
+
+def calibrate_mean(cfg: BenchConfig, trace: Trace) -> Capacity:
+    """The calibration averaged over seeds: one seed's Poisson draw moves it by several %."""
+    runs = [
+        calibrate(cfg.profile, trace, cfg.slo, seed=k + 1) for k in range(cfg.calibration_seeds)
+    ]
+    return Capacity(
+        sum(c.rps for c in runs) / len(runs), sum(c.concurrency for c in runs) / len(runs)
+    )
 
 
 def our_policy(cfg: BenchConfig, hint: float | None = None) -> Policy:
@@ -215,28 +272,73 @@ def our_policy(cfg: BenchConfig, hint: float | None = None) -> Policy:
     return product_policy(product_spec(cfg.profile, cfg.min_replicas, cfg.max_replicas, hint))
 
 
-def build_policies(
-    cfg: BenchConfig, trace: Trace, capacity: Capacity, names: tuple[str, ...]
-) -> dict[str, ScalingPolicy]:
-    arrivals = [r.at for r in trace.requests]
-    need = needed_replicas(arrivals, capacity.rps, cfg.oracle_bin_seconds, trace.duration)
-    peak = max(needed_replicas(arrivals, capacity.rps, 60.0, trace.duration))
-    lead = cfg.scenario.total_s * (1 + cfg.scenario.jitter)
-    made: dict[str, ScalingPolicy] = {
-        "ours": Ours(our_policy(cfg)),
-        # Told the true capacity (the calibration), at the headroom a careful user would keep:
-        # what learning costs.
-        "ours-hinted": Ours(our_policy(cfg, capacity.rps * cfg.rps_headroom), name="ours-hinted"),
-        # spec.capacity.warm.auto with its default ceiling: a CapacityBuffer sized by the brain.
-        "ours-buffered": Ours(
-            our_policy(cfg), name="ours-buffered", warm_ceiling=WarmAuto().max_replicas
-        ),
-        "static-peak": Static(max(cfg.min_replicas, 1, peak)),
-        "keda-default": KedaHpaDefaults(cfg.queue_per_replica, cfg.min_replicas, cfg.max_replicas),
-        "knative-kpa": KnativeKpa(capacity.concurrency, cfg.min_replicas, cfg.max_replicas),
-        "oracle": LeadOracle(need, cfg.oracle_bin_seconds, 0.0, lead, cfg.min_replicas),
-    }
-    return {n: made[n] for n in names}
+# Each baseline's main knob: (name in the curves, the values swept, the value of its row).
+KNOBS: dict[str, tuple[str, tuple[float, ...], float]] = {
+    "keda-default": ("queueTarget", (1.0, 2.0, 4.0, 8.0, 16.0), 4.0),
+    "keda-tuned": ("capacityFraction", (0.5, 0.7, 0.85, 1.0, 1.2), 0.85),
+    "knative-kpa": ("concurrencyFraction", (0.5, 0.75, 1.0, 1.5, 2.0), 1.0),
+    "aibrix-apa": ("concurrencyFraction", (0.5, 0.75, 1.0, 1.5, 2.0), 1.0),
+    "wva": ("kvThreshold", (0.5, 0.6, 0.7, 0.8, 0.9), 0.8),
+}
+BASELINES = tuple(KNOBS)
+# Given a capacity number, these can be given a wrong one (the capacity-error runs).
+CAPACITY_USERS = ("ours-hinted", "keda-tuned", "knative-kpa")
+CAPACITY_ERRORS = (0.7, 1.3)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What the baselines are configured from: the trace's capacity, its peak, the start-up."""
+
+    cfg: BenchConfig
+    capacity: Capacity
+    peak: int
+    lead: float
+
+
+def baseline(name: str, st: Setting, knob: float, capacity_error: float = 1.0) -> ScalingPolicy:
+    cfg, rps, conc = st.cfg, st.capacity.rps * capacity_error, st.capacity.concurrency
+    conc *= capacity_error
+    # keda-default as most users deploy it, with maxReplicas at twice the peak need.
+    cap = min(cfg.max_replicas, max(2, 2 * st.peak))
+    if name == "keda-default":
+        return KedaHpaDefaults(knob, cfg.min_replicas, cap)
+    if name == "keda-tuned":
+        return KedaTuned(rps * knob, cfg.queue_per_replica, 0.8, cfg.min_replicas, cap)
+    if name == "knative-kpa":
+        kpa = KnativeKpa(conc * knob, cfg.min_replicas, cap, scale_down_delay=st.lead)
+        return kpa
+    if name == "aibrix-apa":
+        return AibrixApa(conc * knob, cfg.min_replicas, cap)
+    if name == "wva":
+        return Wva(knob, cfg.min_replicas, cap)
+    raise ValueError(f"unknown baseline {name!r}")
+
+
+def _ours(cfg: BenchConfig, name: str, st: Setting, capacity_error: float = 1.0) -> Ours:
+    if name == "ours":
+        return Ours(our_policy(cfg))
+    if name == "ours-hinted":
+        hint = st.capacity.rps * cfg.rps_headroom * capacity_error
+        return Ours(our_policy(cfg, hint), name="ours-hinted")
+    # spec.capacity.warm.auto with its default ceiling: a CapacityBuffer sized by the brain.
+    return Ours(our_policy(cfg), name="ours-buffered", warm_ceiling=WarmAuto().max_replicas)
+
+
+@dataclass
+class Run:
+    """One trace in one start-up scenario: every policy, the references, the curves."""
+
+    trace: str
+    scenario: str
+    capacity: Capacity
+    policies: dict[str, PolicyReport]
+    fluid: Fluid
+    oracle_margin: float
+    cheapest: tuple[int, PolicyReport]
+    curves: dict[str, list[tuple[float, PolicyReport]]] = field(default_factory=dict)
+    # policy -> capacity error factor -> report
+    errors: dict[str, dict[float, PolicyReport]] = field(default_factory=dict)
 
 
 def replay(
@@ -245,17 +347,20 @@ def replay(
     names: tuple[str, ...] = POLICY_NAMES,
     capacity: Capacity | None = None,
     progress: Callable[[str, float], None] | None = None,
-) -> dict[str, PolicyReport]:
-    capacity = capacity or calibrate(cfg.profile, trace, cfg.slo)
-    arrivals = [r.at for r in trace.requests]
-    need = needed_replicas(arrivals, capacity.rps, cfg.oracle_bin_seconds, trace.duration)
-    policies = build_policies(cfg, trace, capacity, names)
+    curves: bool = False,
+    errors: bool = False,
+) -> Run:
+    capacity = capacity or calibrate_mean(cfg, trace)
+    met = cfg.slo.met
+    fluid = fluid_bound(cfg.profile, cfg.scenario, trace, met, cfg.max_replicas)
+    lead = cfg.scenario.total_s * (1 + cfg.scenario.jitter) + 15.0
+    st = Setting(cfg, capacity, max(1, *fluid.need), lead)
     # Every policy starts from a fleet sized for the opening load, as if it had been running:
     # otherwise the trace's first start-up time measures a cold start, not the policy.
-    lead = cfg.scenario.total_s * (1 + cfg.scenario.jitter) + 15.0
-    opening = max([cfg.min_replicas, 1, *need[: int(lead // cfg.oracle_bin_seconds) + 1]])
-    out: dict[str, PolicyReport] = {}
-    for name, policy in policies.items():
+    window = int(lead // WINDOW_S) + 1
+    opening = max([cfg.min_replicas, 1, *fluid.need[:window]])
+
+    def simulate(policy: ScalingPolicy, label: str) -> SimResult:
         requests = [Request(r.at, r.prompt_tokens, r.output_tokens) for r in trace.requests]
         initial = policy.replicas if isinstance(policy, Static) else opening
         sim = FleetSimulator(
@@ -266,7 +371,60 @@ def replay(
             seed=cfg.seed,
             warm=policy.warm if isinstance(policy, Ours) and policy.warm_ceiling else None,
         )
-        tick = (lambda t, n=name: progress(n, t)) if progress else None
-        result = sim.run(requests, tick)
-        out[name] = measure(result, cfg.slo, need, cfg.oracle_bin_seconds, 0.0)
-    return out
+        tick = (lambda t: progress(label, t)) if progress else None
+        return sim.run(requests, tick)
+
+    def report(result: SimResult) -> PolicyReport:
+        return measure(result, cfg.slo, fluid.need, WINDOW_S, 0.0)
+
+    tuned = tuned_oracle(
+        lambda p: simulate(p, "oracle"), fluid, lead, max(cfg.min_replicas, 0), met
+    )
+    static_n, static_result = cheapest_static(
+        cfg.profile, cfg.scenario, trace, met, cfg.max_replicas, st.peak
+    )
+    out: dict[str, PolicyReport] = {}
+    for name in names:
+        if name == "oracle":
+            out[name] = report(tuned.result)
+        elif name == "static-peak":
+            out[name] = report(simulate(Static(st.peak), name))
+        elif name in BASELINES:
+            out[name] = report(simulate(baseline(name, st, KNOBS[name][2]), name))
+        else:
+            ours = _ours(cfg, name, st)
+            out[name] = report(simulate(ours, name))
+            if ours.last is not None and ours.last.capacity is not None:
+                out[name].learned_rps = ours.last.capacity.rps
+                out[name].learned_bound = ours.last.capacity.bound_by
+                out[name].learned_startup_s = ours.last.startup_seconds
+    run = Run(
+        trace.name,
+        cfg.scenario.name,
+        capacity,
+        out,
+        fluid,
+        tuned.margin,
+        (static_n, report(static_result)),
+    )
+    if curves:
+        for name in BASELINES:
+            _, values, default = KNOBS[name]
+            points: list[tuple[float, PolicyReport]] = []
+            for v in values:
+                if v == default and name in out:
+                    points.append((v, out[name]))
+                else:
+                    points.append((v, report(simulate(baseline(name, st, v), name))))
+            run.curves[name] = points
+    if errors:
+        for name in CAPACITY_USERS:
+            run.errors[name] = {}
+            for e in CAPACITY_ERRORS:
+                policy: ScalingPolicy = (
+                    _ours(cfg, name, st, e)
+                    if name.startswith("ours")
+                    else baseline(name, st, KNOBS[name][2], e)
+                )
+                run.errors[name][e] = report(simulate(policy, name))
+    return run

@@ -48,6 +48,8 @@ PRIOR_WEIGHT = 4.0
 _PRIOR_POINTS = ((1.0, 0.0), (64.0, 0.0), (16.0, 2048.0))
 # Below this KV usage the ratio usage/tokens is mostly rounding (vLLM reports whole blocks).
 _KV_MIN_USAGE = 0.05
+# The span of the rates behind one window (the fleet queries' rate(...[1m])).
+WINDOW_S = 60.0
 # A window needs at least this many output tokens per replica to say anything about step times.
 _MIN_TOKENS = 20.0
 
@@ -197,13 +199,18 @@ def learn(
     upper = np.outer(x, x)[np.triu_indices(3)]
     xx = tuple(float(v) for v in keep * np.array(memory.xx) + upper)
     xy = tuple(keep * old + x[i] * y for i, old in enumerate(memory.xy))
-    alpha = 1.0 - _decay(1.0, max(dt, 15.0), MIX_HALF_LIFE_S)
-    prompt = _ewma(memory.prompt_tokens, ev.prompt_tps / ev.completion_rps, alpha)
-    output = _ewma(memory.output_tokens, ev.output_tps / ev.completion_rps, alpha)
-    kv_tokens = memory.kv_tokens
-    if ev.kv is not None and ev.kv >= _KV_MIN_USAGE:
-        held = ev.batch * (prompt + output / 2.0)
-        kv_tokens = _ewma(kv_tokens, held / ev.kv, alpha)
+    prompt, output, kv_tokens = memory.prompt_tokens, memory.output_tokens, memory.kv_tokens
+    if ev.settled:
+        # A window weighs what the minute it covers is worth, however long since the last one
+        # (a model woken from zero must not take its first, odd minute as the whole mix). While
+        # the fleet catches up, prompts are counted as admitted and requests as finished, far
+        # apart: the ratio says nothing about the mix then.
+        alpha = 1.0 - _decay(1.0, min(max(dt, 15.0), WINDOW_S), MIX_HALF_LIFE_S)
+        prompt = _ewma(prompt, ev.prompt_tps / ev.completion_rps, alpha)
+        output = _ewma(output, ev.output_tps / ev.completion_rps, alpha)
+        if ev.kv is not None and ev.kv >= _KV_MIN_USAGE:
+            held = ev.batch * (prompt + output / 2.0)
+            kv_tokens = _ewma(kv_tokens, held / ev.kv, alpha)
     learned = ThroughputMemory(
         xx=xx,
         xy=(xy[0], xy[1], xy[2]),
@@ -265,19 +272,14 @@ def _record_misses(
 
 def tail_limit(memory: ThroughputMemory, slo: Slo) -> float | None:
     """The share of the step model's capacity at which the SLO's misses begin: the floor of the
-    first load bin, with enough requests to tell, whose misses exceed the allowance. Misses
-    that happen at every load (prompts too long for the objective) are not the load's doing:
-    the allowance is counted on top of the fewest misses any bin has shown."""
+    first load bin, with enough requests to tell, whose misses (made non-decreasing in load)
+    exceed the allowance. None: no such bin, or it is the lowest one, where misses are not the
+    load's doing (prompts too long for the objective) and more replicas would not help."""
     allowed = 1.0 - slo.percentile / 100.0
     shares = _monotone([(i, n, m) for i, n, m in memory.misses if n > 0])
-    enough = [(i, n, share) for i, n, share in shares if n >= 2.0 / allowed]
-    if not enough:
-        return None
-    floor = min(share for _, _, share in enough)
-    threshold = allowed if floor <= allowed / 2 else floor + allowed / 2
-    for i, _, share in enough:
-        if share > threshold:
-            return _bin_floor(i)
+    for i, n, share in shares:
+        if n >= 2.0 / allowed and share > allowed:
+            return _bin_floor(i) if i > 0 else None
     return None
 
 
