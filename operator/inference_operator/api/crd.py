@@ -133,6 +133,11 @@ def render_crd() -> dict[str, Any]:
                             "type": "number",
                             "jsonPath": ".status.signals.requestsPerSecond",
                         },
+                        {
+                            "name": "RPS/Replica",
+                            "type": "number",
+                            "jsonPath": ".status.capacity.perReplica.requestsPerSecond",
+                        },
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],
                     "schema": {

@@ -852,6 +852,12 @@ class Signals(Base):
         "or `vllm_` (OpenMetrics scrapes by Prometheus 2.x). Queries match both.",
     )
     observed_at: str | None = Field(None, description="When they were read.")
+    arrival_source: str | None = Field(
+        None,
+        description="Where requestsPerSecond comes from: gateway (its count of requests "
+        "received), completions+inflight (vLLM's completions plus the change in requests in "
+        "flight) or completions.",
+    )
 
 
 class RecommendationStatus(Base):
@@ -868,6 +874,59 @@ class WarmStatus(Base):
     replicas: int = Field(description="Replicas' worth of spare nodes in the CapacityBuffer.")
     reason: str = Field("", description="Why.", max_length=1024)
     at: str | None = Field(None, description="When it last changed.")
+
+
+class PerReplicaStatus(Base):
+    """What one replica sustains within spec.autoscaling.slo, and where the number comes from."""
+
+    requests_per_second: float = Field(description="Requests per second one replica sustains.")
+    tokens_per_second: float | None = Field(
+        None, description="The same in prompt + generated tokens per second."
+    )
+    source: Literal["spec", "prior", "learned"] = Field(
+        description="spec (targets.requestsPerSecondPerReplica), prior (the capacity planner, "
+        "before any traffic) or learned (from the replicas' vLLM metrics)."
+    )
+    bound_by: str = Field(
+        "",
+        description="The limit that binds: tpot (step times), kvCache, latencyTail (the "
+        "SLO's misses at higher loads), or spec.",
+    )
+    samples: int = Field(0, description="Windows of metrics learned from.")
+    updated_at: str | None = Field(None, description="When the numbers last changed.")
+
+
+class StartupStatus(Base):
+    """How long a new replica takes to serve: the recommender's look-ahead."""
+
+    seconds: int = Field(description="The look-ahead in use.")
+    source: Literal["spec", "learned"] = Field(
+        description="spec (autoscaling.startupTime, until pods have started) or learned (from "
+        "the pods' creation -> Ready times)."
+    )
+    new_node_seconds: int | None = Field(
+        None, description="Start-ups that waited for a new node (80th percentile)."
+    )
+    existing_node_seconds: int | None = Field(
+        None, description="Start-ups on a node already there (80th percentile)."
+    )
+    samples: int = Field(0, description="Start-ups observed.")
+    updated_at: str | None = Field(None, description="When the numbers last changed.")
+
+
+class CapacityStatus(Base):
+    """The capacity plan (the reconciler's) and what the autoscaler learned."""
+
+    weights_gib: float | None = Field(None, alias="weightsGiB", description="Weights, GiB.")
+    kv_cache_bytes_per_token: int | None = Field(None, description="KV cache per token, bytes.")
+    devices_per_replica: int | None = Field(None, description="Devices the model needs.")
+    fits: bool | None = Field(None, description="Whether an accepted instance type fits it.")
+    instance_types: list[str] = Field(
+        default_factory=list, description="Accepted instance types that fit, smallest first."
+    )
+    warm_capacity: str | None = Field(None, description="Why warm capacity is not applied.")
+    per_replica: PerReplicaStatus | None = Field(None, description="Per-replica capacity.")
+    startup: StartupStatus | None = Field(None, description="Start-up time.")
 
 
 class GatewayStatus(Base):
@@ -893,6 +952,9 @@ class InferenceDeploymentStatus(Base):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     signals: Signals | None = Field(None, description="Last observed load.")
+    capacity: CapacityStatus | None = Field(
+        None, description="The capacity plan, and the per-replica capacity and start-up time."
+    )
     recommendation: RecommendationStatus | None = Field(None, description="Last decision.")
     gateway: GatewayStatus | None = Field(None, description="The gateway spec.gateway made.")
     warm: WarmStatus | None = Field(

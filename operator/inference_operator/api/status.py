@@ -19,6 +19,9 @@ from inference_operator.api.conditions import (
     workload_conditions,
 )
 
+# Keys of status.capacity the autoscaler writes (what it learned); the reconciler's pass neither
+# writes nor removes them.
+LEARNED_CAPACITY = ("perReplica", "startup")
 # Conditions whose arrival (or change of reason) is worth a Warning Event.
 _WARN = {("Degraded", "True"), ("CapacityPlanned", "False")}
 
@@ -48,8 +51,9 @@ class StatusUpdate:
 def status_patch(old: Mapping[str, Any], seen: Observed, stamp: str) -> StatusUpdate:
     patch: dict[str, Any] = {}
     capacity = without_nulls(seen.capacity)
-    if old.get("capacity") != capacity:
-        patch["capacity"] = replacing(old.get("capacity"), capacity)
+    planned = {k: v for k, v in (old.get("capacity") or {}).items() if k not in LEARNED_CAPACITY}
+    if planned != capacity:
+        patch["capacity"] = replacing(planned, capacity)
     if old.get("gateway") != seen.gateway:
         patch["gateway"] = seen.gateway
     before = list(old.get("conditions") or [])

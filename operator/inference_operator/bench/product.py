@@ -39,4 +39,4 @@ def product_spec(
 
 def product_policy(spec: InferenceDeploymentSpec) -> Policy:
     """What the operator's autoscale handler runs for `spec`."""
-    return policy_from_spec(spec.autoscaling, prior_for(spec))
+    return policy_from_spec(spec.autoscaling, prior_for(spec.model, spec.accelerator))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from inference_operator.api.models import InferenceDeploymentSpec
+from inference_operator.api.models import AcceleratorSpec, ModelSpec
 from inference_operator.capacity.assess import DEFAULT_MAX_MODEL_LEN
 from inference_operator.capacity.catalogue import ModelArch, find_model
 from inference_operator.capacity.plan import (
@@ -76,26 +76,26 @@ def engine_prior(
     )
 
 
-def prior_for(spec: InferenceDeploymentSpec) -> Prior | None:
+def prior_for(model: ModelSpec, accelerator: AcceleratorSpec) -> Prior | None:
     """The learner's prior for a spec: the planner's first accepted instance type (the one
     Karpenter launches first), its KV room and step times; None when the model or accelerator is
     unknown (then only the queue and KV-cache signals scale it until metrics teach a capacity)."""
-    arch = find_model(spec.model.uri)
+    arch = find_model(model.uri)
     if arch is not None:
         params = arch.params_b
-    elif spec.model.parameters:
-        params = parse_parameters(spec.model.parameters)
+    elif model.parameters:
+        params = parse_parameters(model.parameters)
     else:
         return None
-    devices = spec.accelerator.per_replica
+    devices = accelerator.per_replica
     result = plan(
         Request(
             params,
-            spec.model.dtype,
-            spec.model.max_model_len or DEFAULT_MAX_MODEL_LEN,
+            model.dtype,
+            model.max_model_len or DEFAULT_MAX_MODEL_LEN,
             1,
-            spec.accelerator.kind,
-            tuple(spec.accelerator.types),
+            accelerator.kind,
+            tuple(accelerator.types),
             arch,
         )
     )
@@ -107,8 +107,8 @@ def prior_for(spec: InferenceDeploymentSpec) -> Prior | None:
     if not usable:
         return None
     first = usable[0]
-    model = engine_prior(params, spec.model.dtype, first.instance.accelerator, devices, arch)
-    if model is None:
+    steps = engine_prior(params, model.dtype, first.instance.accelerator, devices, arch)
+    if steps is None:
         return None
     room = kv_room_gib(first.instance, devices, result.weights_gib)
-    return Prior(model, kv_tokens=max(0.0, room * GIB / result.kv_bytes_per_token))
+    return Prior(steps, kv_tokens=max(0.0, room * GIB / result.kv_bytes_per_token))

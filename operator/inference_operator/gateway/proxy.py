@@ -27,6 +27,7 @@ from inference_operator.gateway.pool import Pool, Target
 from inference_operator.metrics.queries import (
     GATEWAY_DEPLOYMENT_LABEL,
     GATEWAY_NAMESPACE_LABEL,
+    GATEWAY_RECEIVED,
     GATEWAY_WAITING,
 )
 
@@ -113,6 +114,12 @@ class Metrics:
             "inference_gateway_requests",
             "Requests by outcome.",
             [*labels, "code"],
+            registry=self.registry,
+        )
+        self.received = Counter(
+            GATEWAY_RECEIVED,
+            "Requests received for a model, counted on arrival (the operator's arrival rate).",
+            labels,
             registry=self.registry,
         )
         self.queue_seconds = Histogram(
@@ -227,6 +234,7 @@ class Gateway:
             return error_response(
                 404, "model_not_found", f"model {model!r} is not served here (served: {known})"
             )
+        self.metrics.received.labels(route.namespace, route.deployment).inc()
         code = "200"
         try:
             response = await self._forward(route, request, raw)

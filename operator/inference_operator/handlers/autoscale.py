@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -28,9 +29,17 @@ from inference_operator.api.conditions import (
     set_conditions,
     without_nulls,
 )
-from inference_operator.api.models import GROUP, PLURAL, VERSION, InferenceDeploymentSpec
+from inference_operator.api.models import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    AcceleratorSpec,
+    InferenceDeploymentSpec,
+    ModelSpec,
+)
 from inference_operator.builders.buffer import build_capacity_buffer
 from inference_operator.builders.names import SCALING_MANAGER, Owner
+from inference_operator.capacity.performance import prior_for
 from inference_operator.handlers import cache
 from inference_operator.handlers.conditions import apply_conditions
 from inference_operator.kube import apply as kube
@@ -40,7 +49,15 @@ from inference_operator.scaler.decisions import DECISIONS, Decision, Key
 from inference_operator.scaling.model import State
 from inference_operator.scaling.policy import policy_from_spec
 from inference_operator.scaling.recommend import recommend
-from inference_operator.scaling.report import scaling_active, scaling_limited, signals_status
+from inference_operator.scaling.report import (
+    learned_changed,
+    learned_status,
+    scaling_active,
+    scaling_limited,
+    signals_status,
+)
+from inference_operator.scaling.startup import Startup
+from inference_operator.scaling.throughput import Prior
 from inference_operator.scaling.warm import warm_replicas
 
 _readers: dict[str, PrometheusReader] = {}
@@ -58,6 +75,29 @@ def _reader(url: str) -> PrometheusReader:
             max_age=0.9 * settings.autoscale_seconds,
         )
     return _readers[url]
+
+
+# Windows the learner may add before its memory is written even when nothing else changed, so
+# a restart loses at most this many (10 min at the default 15 s period).
+LEARNING_WRITE_EVERY = 40
+
+
+def _stored_samples(status: Mapping[str, Any]) -> int:
+    stored = ((status.get("scalerState") or {}).get("throughput") or {}).get("samples")
+    return int(stored) if isinstance(stored, int | float) else 0
+
+
+@functools.lru_cache(maxsize=4096)
+def _prior_of(model: str, accelerator: str) -> Prior | None:
+    return prior_for(
+        ModelSpec.model_validate_json(model), AcceleratorSpec.model_validate_json(accelerator)
+    )
+
+
+def _prior(spec: InferenceDeploymentSpec) -> Prior | None:
+    """The planner's prior for the throughput learner, computed once per distinct model and
+    accelerator (every model's timer asks for it every period)."""
+    return _prior_of(spec.model.model_dump_json(), spec.accelerator.model_dump_json())
 
 
 def _without_time(signals: dict[str, Any] | None) -> dict[str, Any]:
@@ -105,10 +145,15 @@ def decide(
     ready = int(dstatus.get("readyReplicas") or 0)
     pods = int(dstatus.get("replicas") or 0)
     # Asked for but not serving yet: node launch, image pull, weight load.
-    fleet = Fleet(current=spec.replicas, ready=ready, starting=max(0, spec.replicas - ready))
+    fleet = Fleet(
+        current=spec.replicas,
+        ready=ready,
+        starting=max(0, spec.replicas - ready),
+        startups=tuple(Startup(*s) for s in children.startups()),
+    )
     url = spec.autoscaling.prometheus.url or runtime.settings().prometheus_url
     reading = _reader(url).read(owner, fleet, now)
-    policy = policy_from_spec(spec.autoscaling)
+    policy = policy_from_spec(spec.autoscaling, _prior(spec))
     state = _memory.get(meta["uid"]) or State.from_dict(status.get("scalerState"))
     rec, state = recommend(reading.observation, policy, state, now)
     _memory[meta["uid"]] = state
@@ -120,7 +165,7 @@ def decide(
 
     active = scaling_active(reading.observation, policy, reading.error, url)
     conds = set_conditions(old, [active, scaling_limited(rec)], stamp, meta.get("generation"))
-    signals = without_nulls(signals_status(reading.observation, stamp))
+    signals = without_nulls(signals_status(reading.observation, stamp, rec))
     # Kept through an outage (no series, no answer), so it is announced once, not per recovery.
     known_prefix = (status.get("signals") or {}).get("metricPrefix")
     if reading.metric_prefix is not None and reading.metric_prefix != known_prefix:
@@ -156,6 +201,22 @@ def decide(
         was: dict[str, Any] = next((c for c in old if c.get("type") == "ScalingActive"), {})
         if active.status == "False" and was.get("reason") != active.reason:
             kopf.warn(body, reason=active.reason, message=active.message)
+    learned = learned_status(rec, state, stamp)
+    known = status.get("capacity") or {}
+    if learned_changed(known, learned):
+        patch.status["capacity"] = learned
+        changed = True
+        cap = learned.get("perReplica") or {}
+        if (known.get("perReplica") or {}).get("source") != cap.get("source") and cap:
+            kopf.info(
+                body,
+                reason="CapacityLearned" if cap.get("source") == "learned" else "Capacity",
+                message=f"one replica sustains {cap['requestsPerSecond']} req/s within the SLO "
+                f"({cap['source']}, bound by {cap['boundBy']})",
+            )
+    elif state.throughput.samples - _stored_samples(status) >= LEARNING_WRITE_EVERY:
+        # Nothing a user reads moved, but the learner has: keep its memory for a restart.
+        changed = True
     if spec.capacity.warm is not None and spec.capacity.warm.auto is not None:
         ceiling = spec.capacity.warm.auto.max_replicas
         changed |= _size_warm_capacity(

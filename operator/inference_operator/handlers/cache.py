@@ -19,11 +19,13 @@ from inference_operator.kube.children import (
     KEDA_SCALED_OBJECT_LABEL,
     KEEP_STATUS,
     PENDING_PODS,
+    STARTED_PODS,
     Cached,
     Children,
     Key,
     Kind,
     hpa_tolerance,
+    startup_of,
     trimmed,
 )
 
@@ -60,6 +62,17 @@ def pending_pods(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[Key, tu
             key = (str(body.metadata.namespace), str(labels[OWNER_LABEL]))
             return {key: (str(body.metadata.name), since, str(c.get("message") or ""))}
     return {}
+
+
+@kopf.index("", "v1", "pods", id=STARTED_PODS, labels={OWNER_LABEL: kopf.PRESENT})
+def started_pods(
+    body: kopf.Body, labels: kopf.Labels, **_: Any
+) -> dict[Key, tuple[float, float, bool]]:
+    """How long each Ready vLLM pod took to start, for the start-up learner."""
+    seen = startup_of(body)
+    if seen is None:
+        return {}
+    return {(str(body.metadata.namespace), str(labels[OWNER_LABEL])): seen}
 
 
 @kopf.index(

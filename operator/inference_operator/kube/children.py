@@ -49,6 +49,9 @@ CHILD_KINDS = (
 )
 BY_KIND = {(k.api_version, k.kind): k for k in CHILD_KINDS}
 PENDING_PODS = "pending_pods"
+STARTED_PODS = "started_pods"
+# A pod that waited longer than this to be scheduled waited for a node (Karpenter's launch).
+WAITED_FOR_NODE_SECONDS = 10.0
 KEDA_HPAS = "keda_hpas"
 KEDA_SCALED_OBJECT_LABEL = "scaledobject.keda.sh/name"
 
@@ -103,6 +106,41 @@ def pool_limit_reached(pool: Mapping[str, Any] | None, device: str, per_replica:
     return None
 
 
+def _epoch(stamp: Any) -> float | None:
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def startup_of(pod: Mapping[str, Any]) -> tuple[float, float, bool] | None:
+    """(Ready at, seconds from creation to Ready, whether it waited for a node) of a vLLM pod
+    that became Ready without a restart; None for any other pod (a restarted container's Ready
+    time measures the crash, not a start-up)."""
+    meta = pod.get("metadata") or {}
+    if (meta.get("labels") or {}).get("app.kubernetes.io/component", "server") != "server":
+        return None
+    status = pod.get("status") or {}
+    if any((c.get("restartCount") or 0) > 0 for c in status.get("containerStatuses") or []):
+        return None
+    times = {
+        c.get("type"): _epoch(c.get("lastTransitionTime"))
+        for c in status.get("conditions") or []
+        if c.get("status") == "True"
+    }
+    created, ready, scheduled = (
+        _epoch(meta.get("creationTimestamp")),
+        times.get("Ready"),
+        times.get("PodScheduled"),
+    )
+    if created is None or ready is None or ready < created:
+        return None
+    waited = scheduled is not None and scheduled - created > WAITED_FOR_NODE_SECONDS
+    return ready, ready - created, waited
+
+
 def hpa_tolerance(spec: Mapping[str, Any]) -> float:
     raw = ((spec.get("behavior") or {}).get("scaleUp") or {}).get("tolerance")
     if raw is None:
@@ -139,6 +177,13 @@ class Children:
         if index is None or self.key not in index:
             return DEFAULT_TOLERANCE
         return min(index[self.key], default=DEFAULT_TOLERANCE)
+
+    def startups(self) -> tuple[tuple[float, float, bool], ...]:
+        """Start-ups of the model's pods the cache holds (startup_of)."""
+        index = self.indexes.get(STARTED_PODS)
+        if index is None or self.key not in index:
+            return ()
+        return tuple(index[self.key])
 
     def unschedulable(self, now: dt.datetime, threshold: float) -> str | None:
         index = self.indexes.get(PENDING_PODS)

@@ -6,6 +6,9 @@ from __future__ import annotations
 # Exported by the gateway for every model it fronts: requests held because no replica could
 # take them yet. The only signal that exists while a model is at zero replicas.
 GATEWAY_WAITING = "inference_gateway_requests_waiting"
+# Counted by the gateway as each request arrives: the arrival rate, which vLLM's own counters
+# (they count completions) cannot give while the fleet is overloaded.
+GATEWAY_RECEIVED = "inference_gateway_requests_received"
 # Not `namespace`: Prometheus sets that target label to the gateway pod's own namespace.
 GATEWAY_NAMESPACE_LABEL = "inference_namespace"
 GATEWAY_DEPLOYMENT_LABEL = "inference_deployment"

@@ -23,6 +23,7 @@ from inference_operator import telemetry
 from inference_operator.builders.names import Owner
 from inference_operator.metrics.fleet import FLEET_QUERIES, Series, Snapshot, snapshot
 from inference_operator.scaling.model import Observation
+from inference_operator.scaling.startup import Startup
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Fleet:
     current: int
     ready: int
     starting: int
+    # Start-ups of the model's pods the cache holds (created -> Ready).
+    startups: tuple[Startup, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,16 @@ class Reading:
     metric_prefix: str | None = None
 
 
-def observation(samples: dict[str, float | None], fleet: Fleet, at: float) -> Observation:
+Histogram = tuple[tuple[float, float], ...]
+
+
+def observation(
+    samples: dict[str, float | None],
+    fleet: Fleet,
+    at: float,
+    ttft: Histogram = (),
+    tpot: Histogram = (),
+) -> Observation:
     """Samples by FLEET_QUERIES signal (None: no series) -> the recommender's input."""
     return Observation(
         at=at,
@@ -54,8 +66,15 @@ def observation(samples: dict[str, float | None], fleet: Fleet, at: float) -> Ob
         running=samples.get("running"),
         kv_cache_utilization=samples.get("kvCache"),
         completion_rps=samples.get("rps"),
+        arrival_rps=samples.get("arrivals"),
         gateway_queue=samples.get("gateway"),
         sampled_at=samples.get("sampledAt"),
+        itl_s=samples.get("itl"),
+        prompt_tps=samples.get("promptTokens"),
+        generation_tps=samples.get("generationTokens"),
+        ttft_buckets=ttft,
+        tpot_buckets=tpot,
+        startups=fleet.startups,
     )
 
 
@@ -127,9 +146,14 @@ class PrometheusReader:
         snap, error = self.snapshot()
         if error is not None:
             return Reading(observation({}, fleet, at), error=error)
-        return Reading(
-            observation(snap.samples(owner), fleet, at), metric_prefix=snap.metric_prefix(owner)
+        obs = observation(
+            snap.samples(owner),
+            fleet,
+            at,
+            snap.histogram(owner, "ttftBuckets"),
+            snap.histogram(owner, "tpotBuckets"),
         )
+        return Reading(obs, metric_prefix=snap.metric_prefix(owner))
 
 
 def _short(e: BaseException) -> str:

@@ -70,5 +70,6 @@ def test_schema_is_structural_and_every_spec_field_is_described() -> None:
         "Queue",
         "KV%",
         "RPS",
+        "RPS/Replica",
         "Age",
     ]
