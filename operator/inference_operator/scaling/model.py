@@ -110,6 +110,10 @@ class Policy:
     # Scale up at most by this factor (and at least by `scale_up_min_step`) per decision.
     scale_up_max_factor: float = 10.0
     scale_up_min_step: int = 4
+    # A rise of one replica must be asked for over this long (the lowest need in the window
+    # wins), so one noisy minute of rates near a boundary does not buy a replica that
+    # stabilization then keeps for five minutes. Larger rises and panic act at once.
+    scale_up_confirm_seconds: float = 15.0
     # Scale down: highest recommendation over this window, then at most the larger of
     # `scale_down_max_step` replicas and `scale_down_max_percent` % every period.
     scale_down_stabilization_seconds: float = 300.0

@@ -306,6 +306,10 @@ def recommend(
     in_panic = now < state.panic_until
 
     limited_by = ""
+    if raw == current + 1 and not panic:
+        recent = [r for t, r in state.recent if t >= now - policy.scale_up_confirm_seconds]
+        if min(recent, default=raw) <= current:
+            raw, limited_by = current, "confirming"
     if raw > current:
         step_cap = max(
             math.ceil(current * policy.scale_up_max_factor), current + policy.scale_up_min_step
@@ -335,7 +339,7 @@ def recommend(
                 )
                 if current - want > step:
                     want, limited_by = current - step, "scaleDownRate"
-        elif stabilized > raw:
+        elif stabilized > raw and not limited_by:
             limited_by = "stabilization"
 
     final = min(policy.max_replicas, max(floor, want))

@@ -40,12 +40,12 @@ import numpy as np
 # Statistics decay with this half-life, so the engine model follows a new image or a new
 # vLLM flag within the hour, and the mix within minutes.
 MODEL_HALF_LIFE_S = 3600.0
-MIX_HALF_LIFE_S = 300.0
+MIX_HALF_LIFE_S = 120.0
 # The prior counts as this many windows of evidence: enough to pin a direction the traffic has
 # not explored (a fleet that never ran a big batch), little enough that real windows win fast.
-PRIOR_WEIGHT = 4.0
+PRIOR_WEIGHT = 1.0
 # Representative points on which the prior speaks: (batch, prompt tokens per step).
-_PRIOR_POINTS = ((1.0, 0.0), (64.0, 0.0), (16.0, 2048.0))
+_PRIOR_POINTS = ((1.0, 0.0), (64.0, 0.0), (16.0, 256.0))
 # Below this KV usage the ratio usage/tokens is mostly rounding (vLLM reports whole blocks).
 _KV_MIN_USAGE = 0.05
 # The span of the rates behind one window (the fleet queries' rate(...[1m])).

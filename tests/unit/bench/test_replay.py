@@ -14,9 +14,7 @@ from inference_operator.bench.traces import synthetic
 
 def test_every_policy_serves_every_request_and_the_references_bound_them() -> None:
     trace = synthetic("step", seconds=1200)
-    run = replay(
-        trace, BenchConfig(LLAMA3_8B_L40S, SCENARIOS["warm-node"], calibration_seeds=1)
-    )
+    run = replay(trace, BenchConfig(LLAMA3_8B_L40S, SCENARIOS["warm-node"], calibration_seeds=1))
     reports = run.policies
     assert set(reports) == set(POLICY_NAMES)
     for name, r in reports.items():
