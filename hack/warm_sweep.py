@@ -10,13 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from inference_operator.bench.policies import Ours
-from inference_operator.bench.replay import (
-    BenchConfig,
-    calibrate,
-    measure,
-    needed_replicas,
-    our_policy,
-)
+from inference_operator.bench.references import WINDOW_S, fluid_bound
+from inference_operator.bench.replay import BenchConfig, measure, our_policy
 from inference_operator.bench.simulator.engine import Request
 from inference_operator.bench.simulator.fleet import FleetSimulator, FleetView
 from inference_operator.bench.simulator.profiles import LLAMA3_8B_L40S, SCENARIOS
@@ -38,16 +33,15 @@ def main() -> None:
     for kind, min_replicas in (("step", 1), ("spike", 1), ("idle-gap", 0)):
         trace = synthetic(kind)
         cfg = BenchConfig(LLAMA3_8B_L40S, SCENARIOS["new-node"], min_replicas=min_replicas)
-        capacity = calibrate(cfg.profile, trace, cfg.slo)
-        need = needed_replicas([r.at for r in trace.requests], capacity.rps, 30.0, trace.duration)
+        need = fluid_bound(cfg.profile, cfg.scenario, trace, cfg.slo.met, cfg.max_replicas).need
         lead = cfg.scenario.total_s * (1 + cfg.scenario.jitter) + 15.0
-        opening = max([min_replicas, 1, *need[: int(lead // 30.0) + 1]])
+        opening = max([min_replicas, 1, *need[: int(lead // WINDOW_S) + 1]])
+        # The shipped defaults: no capacity hint, the capacity is learned.
         runs: list[tuple[str, Ours, int, int | None]] = [
-            (f"buffer {n}", Ours(our_policy(cfg, capacity.rps * cfg.rps_headroom)), opening, n) for n in (0, 1, 2, 4, 8)
+            (f"buffer {n}", Ours(our_policy(cfg)), opening, n) for n in (0, 1, 2, 4, 8)
         ]
         runs += [
-            (f"ready +{n}", Above(our_policy(cfg, capacity.rps * cfg.rps_headroom), extra=n), opening + n, None)
-            for n in (1, 2)
+            (f"ready +{n}", Above(our_policy(cfg), extra=n), opening + n, None) for n in (1, 2)
         ]
         for label, policy, initial, spare in runs:
             sim = FleetSimulator(
@@ -58,7 +52,7 @@ def main() -> None:
                 warm=None if spare is None else (lambda k=spare: k),
             )
             requests = [Request(r.at, r.prompt_tokens, r.output_tokens) for r in trace.requests]
-            report = measure(sim.run(requests), cfg.slo, need, 30.0, 0.0)
+            report = measure(sim.run(requests), cfg.slo, need, WINDOW_S, 0.0)
             print(
                 f"{kind:9s} {label:12s} {report.gpu_hours:7.2f} {100 * report.slo_attainment:6.2f}"
             )

@@ -400,13 +400,3 @@ class LeadOracle:
         hi = int((now - self.start + self.lead + self.interval) // self.bin_seconds)
         window = self.need[max(0, lo) : max(0, hi) + 1]
         return max([self.min_replicas, *window])
-
-
-def needed_replicas(
-    arrivals: Sequence[float], capacity_rps: float, bin_seconds: float, duration: float
-) -> list[int]:
-    """Replicas a fluid scaler needs per bin: arrivals in the bin / what one replica takes."""
-    bins = [0] * (int(duration // bin_seconds) + 1)
-    for t in arrivals:
-        bins[int(t // bin_seconds)] += 1
-    return [math.ceil(n / bin_seconds / capacity_rps - 1e-9) for n in bins]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-
 # A trend is followed only when its slope is this many standard errors above zero: the rates
 # are noisy, and following every positive slope (falling ones are ignored) buys replicas for
 # noise alone.

@@ -30,7 +30,7 @@ def test_every_policy_serves_every_request_and_the_references_bound_them() -> No
     assert reports["oracle"].slo_attainment >= 0.989
     # Nothing that pays for start-ups and carries backlogs beats the fluid bound.
     assert run.fluid.gpu_hours <= reports["oracle"].gpu_hours
-    static_n, static = run.cheapest
+    _, static = run.cheapest
     assert static.slo_attainment >= 0.99
     assert static.gpu_hours >= run.fluid.gpu_hours
     # Ours ran the product's path with no capacity hint, and learned one.
