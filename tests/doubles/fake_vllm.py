@@ -101,6 +101,13 @@ class _Metrics:
             buckets=VLLM_TPOT_BUCKETS,
             registry=r,
         )
+        self.tpot = Histogram(
+            "vllm:request_time_per_output_token_seconds",
+            "Histogram of time_per_output_token_seconds per request.",
+            labels,
+            buckets=VLLM_TPOT_BUCKETS,
+            registry=r,
+        )
         self.e2e = Histogram(
             "vllm:e2e_request_latency_seconds",
             "Histogram of e2e request latency in seconds.",
@@ -192,7 +199,11 @@ class FakeVllm:
         lab = self.metrics.labels
         assert request.ttft is not None and request.tpot is not None
         self.metrics.ttft.labels(**lab).observe(request.ttft / self.speed)
-        self.metrics.itl.labels(**lab).observe(request.tpot / self.speed)
+        # vLLM observes every inter-token gap; the engine model knows their mean per request.
+        itl = self.metrics.itl.labels(**lab)
+        for _ in range(request.output_tokens - 1):
+            itl.observe(request.tpot / self.speed)
+        self.metrics.tpot.labels(**lab).observe(request.tpot / self.speed)
         self.metrics.e2e.labels(**lab).observe(
             ((request.finished_at or request.arrival) - request.arrival) / self.speed
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -53,7 +54,9 @@ def infd(prometheus_url: str) -> dict[str, Any]:
             "capacity": {"warm": {"auto": {"maxReplicas": 2}}},
             "autoscaling": {
                 "minReplicas": 0,
-                "maxReplicas": 6,
+                # Room above the six a burst of twelve wakes (queuePerReplica 2) for the warm
+                # capacity the brain sizes (warm.auto.maxReplicas 2).
+                "maxReplicas": 8,
                 "scaleToZero": {"idleAfter": "15s"},
                 "startupTime": "5s",
                 "pollingInterval": "1s",
@@ -154,6 +157,29 @@ def test_scales_from_zero_up_under_load_and_back_to_zero(
         return True
 
     eventually(grew, timeout=90)
+
+    # No requestsPerSecondPerReplica in the spec: the capacity is learned from the fake
+    # replicas' metrics (an H100 profile run 5x slower, behind an L40S prior), shown in status
+    # and by `kubectl describe`; the arrival rate is the gateway's count.
+    def learned() -> dict[str, Any]:
+        status = (cluster.get("InferenceDeployment", NAME, namespace) or {}).get("status") or {}
+        per = (status.get("capacity") or {}).get("perReplica") or {}
+        assert per.get("source") == "learned" and per.get("requestsPerSecond", 0) > 0, (
+            per,
+            status.get("signals"),
+            (status.get("scalerState") or {}).get("throughput"),
+        )
+        assert (status.get("signals") or {}).get("arrivalSource") == "gateway", status
+        startup = (status.get("capacity") or {}).get("startup") or {}
+        assert startup.get("source") == "learned" and startup.get("samples", 0) >= 1, startup
+        return per
+
+    per = eventually(learned, timeout=120, what="a learned per-replica capacity in status")
+    described = cluster.kubectl("describe", "infd", NAME, "-n", namespace).stdout
+    assert "Per Replica:" in described, described
+    assert re.search(r"Requests Per Second:\s+[0-9.]+", described), described
+    assert re.search(r"Source:\s+learned", described), described
+    loop.timeline.notes["learned_capacity"] = per
     # KEDA's own account: the ScaledObject Ready and Active, and the HPA it made carries the
     # behavior we asked for, tolerance 0 included (the recommender's answer passes through).
     scaled = cluster.get("ScaledObject", NAME, namespace) or {}

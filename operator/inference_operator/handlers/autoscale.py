@@ -37,6 +37,7 @@ from inference_operator.api.models import (
     InferenceDeploymentSpec,
     ModelSpec,
 )
+from inference_operator.api.status import LEARNED_CAPACITY
 from inference_operator.builders.buffer import build_capacity_buffer
 from inference_operator.builders.names import SCALING_MANAGER, Owner
 from inference_operator.capacity.performance import prior_for
@@ -204,7 +205,10 @@ def decide(
     learned = learned_status(rec, state, stamp)
     known = status.get("capacity") or {}
     if learned_changed(known, learned):
-        patch.status["capacity"] = learned
+        # Replacing only the learned keys: a part no longer known is removed, the plan's keys
+        # (the reconciler's) are left alone.
+        mine = {k: known[k] for k in LEARNED_CAPACITY if k in known}
+        patch.status["capacity"] = replacing(mine, learned)
         changed = True
         cap = learned.get("perReplica") or {}
         if (known.get("perReplica") or {}).get("source") != cap.get("source") and cap:

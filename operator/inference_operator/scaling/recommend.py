@@ -37,6 +37,9 @@ MIN_SAMPLES_WITHOUT_PRIOR = 20
 # The window of the rates the fleet queries read (rate(...[1m])); a change in flight over the
 # same window turns completions into arrivals.
 RATE_WINDOW_S = 60.0
+# A backlog is spread over at least this long, however fast replicas start (a pod on a ready node
+# with a cached image can go Ready within the second it was created).
+MIN_DRAIN_S = 15.0
 # The longest a catch-up keeps the windows after it out of the latency evidence.
 MAX_SETTLE_S = 600.0
 
@@ -53,8 +56,9 @@ def per_replica_capacity(policy: Policy, state: State) -> Capacity | None:
     memory = state.throughput
     if policy.prior is None and memory.samples < MIN_SAMPLES_WITHOUT_PRIOR:
         return None
-    learned = capacity(memory, policy.prior or GENERIC_PRIOR, policy.slo, t.kv_cache_utilization)
-    return learned if learned.rps > 0 else None
+    # rps 0: even an empty replica's step is slower than the TPOT objective; status shows it,
+    # and the rate signal stays out of the decision.
+    return capacity(memory, policy.prior or GENERIC_PRIOR, policy.slo, t.kv_cache_utilization)
 
 
 def _target_rps(policy: Policy, cap: Capacity) -> float:
@@ -86,12 +90,12 @@ def _signals(
         out["kvCache"] = _ceil(
             obs.ready_replicas * obs.kv_cache_utilization / t.kv_cache_utilization
         )
-    if rate is not None and cap is not None:
+    if rate is not None and cap is not None and cap.rps > 0:
         points = [*state.arrivals, (now, rate)]
         expected = forecast_rate(points, policy.startup_seconds, policy.forecast_max_growth)
         # The backlog adds to the arrivals: replicas sized for the arrivals alone drain it only
         # through their headroom, so it is spread over one start-up time on top of them.
-        backlog = _excess_queue(obs, policy) / policy.startup_seconds
+        backlog = _excess_queue(obs, policy) / max(policy.startup_seconds, MIN_DRAIN_S)
         out["rps"] = _ceil((expected + backlog) / _target_rps(policy, cap))
     if obs.gateway_queue is not None:
         out["gateway"] = _ceil(obs.gateway_queue / t.queue_per_replica)
@@ -110,7 +114,8 @@ def _queue_demand(obs: Observation, policy: Policy, cap: Capacity | None) -> int
         return _ceil(queue / t.queue_per_replica)
     per_replica = t.queue_per_replica
     if cap is not None:
-        per_replica = max(per_replica, _target_rps(policy, cap) * policy.startup_seconds)
+        drain = max(policy.startup_seconds, MIN_DRAIN_S)
+        per_replica = max(per_replica, _target_rps(policy, cap) * drain)
     return obs.ready_replicas + _ceil(_excess_queue(obs, policy) / per_replica)
 
 

@@ -41,6 +41,8 @@ import numpy as np
 # vLLM flag within the hour, and the mix within minutes.
 MODEL_HALF_LIFE_S = 3600.0
 MIX_HALF_LIFE_S = 120.0
+# The least share of the prior a fitted coefficient may keep.
+FLOOR = 0.1
 # The prior counts as this many windows of evidence: enough to pin a direction the traffic has
 # not explored (a fleet that never ran a big batch), little enough that real windows win fast.
 PRIOR_WEIGHT = 1.0
@@ -310,8 +312,14 @@ def engine(memory: ThroughputMemory, prior: EngineModel) -> EngineModel:
     scale = np.sqrt(np.diag(xx))
     sol, *_ = np.linalg.lstsq(xx / np.outer(scale, scale), xy / scale, rcond=None)
     base, per_seq, per_prompt = (float(v) for v in sol / scale)
-    # A coefficient fitted below zero is noise around zero; the floors keep the model physical.
-    return EngineModel(max(base, 0.1 * prior.base_s), max(per_seq, 0.0), max(per_prompt, 0.0))
+    # A coefficient fitted below a tenth of the prior is noise (traffic that never varied the
+    # batch or the prompts cannot tell them apart); the floors keep the model physical: every
+    # step, sequence and prompt token costs something.
+    return EngineModel(
+        max(base, FLOOR * prior.base_s),
+        max(per_seq, FLOOR * prior.per_seq_s),
+        max(per_prompt, FLOOR * prior.per_prompt_token_s),
+    )
 
 
 def within(buckets: tuple[tuple[float, float], ...], threshold: float) -> float | None:

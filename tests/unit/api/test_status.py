@@ -220,3 +220,15 @@ def test_invalid_spec_is_reported_once_per_generation() -> None:
     again = invalid_status_patch(_after({}, first), "spec.x: bad", 2, "t2")
     assert again.patch == {} and again.conditions is None
     assert invalid_status_patch(_written({}, first.patch), "spec.x: bad", 3, "t3").patch
+
+
+def test_the_reconciler_neither_writes_nor_drops_what_the_autoscaler_learned() -> None:
+    """status.capacity has two writers: the plan is the reconciler's, perReplica and startup
+    the autoscaler's. A pass that read old learned numbers must not put them back."""
+    learned = {"perReplica": {"requestsPerSecond": 3.9, "source": "learned"}, "startup": {}}
+    old = {"capacity": {"fits": True, "weightsGiB": 16, **learned}}
+    patch = status_patch(old, _seen(WorkloadView(1, 1, 1, 1, 1, 1, 1)), "t").patch
+    assert patch["capacity"] == {"weightsGiB": None, "fits": True}
+    assert _written(old, patch)["capacity"] == {"fits": True, **learned}
+    same = {"capacity": {"fits": True, **learned}}
+    assert "capacity" not in status_patch(same, _seen(WorkloadView(1, 1, 1, 1, 1, 1, 1)), "t").patch

@@ -13,6 +13,7 @@ from inference_operator.kube.children import (
     first_stuck,
     hpa_tolerance,
     pool_limit_reached,
+    startup_of,
     trimmed,
 )
 
@@ -120,3 +121,31 @@ def test_pool_limit_reached(limits: dict[str, str], used: dict[str, str], reache
     if why:
         assert why.startswith("NodePool p is at its limits")
     assert pool_limit_reached(None, "nvidia.com/gpu", 2) is None
+
+
+def _pod(created: str, scheduled: str, ready: str | None, restarts: int = 0) -> dict[str, Any]:
+    conds = [{"type": "PodScheduled", "status": "True", "lastTransitionTime": scheduled}]
+    if ready:
+        conds.append({"type": "Ready", "status": "True", "lastTransitionTime": ready})
+    return {
+        "metadata": {"creationTimestamp": created, "labels": {"infer.dev/deployment": "llama"}},
+        "status": {"conditions": conds, "containerStatuses": [{"restartCount": restarts}]},
+    }
+
+
+def test_a_pods_start_up_and_whether_it_waited_for_a_node() -> None:
+    found = startup_of(_pod("2026-11-30T10:00:00Z", "2026-11-30T10:00:01Z", "2026-11-30T10:01:30Z"))
+    assert found is not None and found[1] == 90.0 and found[2] is False
+    launched = startup_of(
+        _pod("2026-11-30T10:00:00Z", "2026-11-30T10:01:40Z", "2026-11-30T10:03:55Z")
+    )
+    assert launched is not None and launched[1] == 235.0 and launched[2] is True
+    # Not Ready yet, restarted (its Ready time measures the crash), or not a vLLM pod.
+    assert startup_of(_pod("2026-11-30T10:00:00Z", "2026-11-30T10:00:01Z", None)) is None
+    assert (
+        startup_of(_pod("2026-11-30T10:00:00Z", "2026-11-30T10:00:01Z", "2026-11-30T10:09:00Z", 2))
+        is None
+    )
+    gateway = _pod("2026-11-30T10:00:00Z", "2026-11-30T10:00:01Z", "2026-11-30T10:00:05Z")
+    gateway["metadata"]["labels"]["app.kubernetes.io/component"] = "gateway"
+    assert startup_of(gateway) is None

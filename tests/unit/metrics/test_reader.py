@@ -113,3 +113,38 @@ def test_models_within_a_tick_share_one_snapshot() -> None:
     now[0] = 14.0  # the next tick
     reader.read(OWNER, FLEET, at=114.0)
     assert reader.queries_sent == 2
+
+
+def test_the_learners_signals_split_by_model_and_bucket() -> None:
+    """ITL sum/count, token rates and the two histograms' buckets (summed over a model's pods,
+    +Inf last) and the gateway's arrivals reach the Observation."""
+
+    def pod(name: str, **extra: str) -> dict[str, str]:
+        return {"namespace": "serving", "pod": name, **extra}
+
+    snap = snapshot(
+        {
+            "itlSum": [(pod("llama-1-a"), 3.0), (pod("llama-1-b"), 1.0)],
+            "itlCount": [(pod("llama-1-a"), 60.0), (pod("llama-1-b"), 20.0)],
+            "promptTokens": [(pod("llama-1-a"), 1000.0), (pod("llama-1-b"), 500.0)],
+            "generationTokens": [(pod("llama-1-a"), 200.0)],
+            "ttftBuckets": [
+                (pod("llama-1-a", le="1.0"), 3.0),
+                (pod("llama-1-b", le="1.0"), 1.0),
+                (pod("llama-1-a", le="+Inf"), 4.0),
+                (pod("llama-1-b", le="+Inf"), 2.0),
+                (pod("llama-1-a", le="bogus"), 9.0),
+            ],
+            "gatewayReceived": [
+                ({"inference_namespace": "serving", "inference_deployment": "llama"}, 6.5)
+            ],
+        }
+    )
+    s = snap.samples(OWNER)
+    assert s["itl"] == 4.0 / 80.0
+    assert (s["promptTokens"], s["generationTokens"], s["arrivals"]) == (1500.0, 200.0, 6.5)
+    ttft = snap.histogram(OWNER, "ttftBuckets")
+    assert ttft == ((1.0, 4.0), (float("inf"), 6.0))
+    assert snap.histogram(OWNER, "tpotBuckets") == ()
+    obs = observation(s, FLEET, 100.0, ttft=ttft)
+    assert obs.itl_s == 0.05 and obs.arrival_rps == 6.5 and obs.ttft_buckets == ttft

@@ -338,3 +338,63 @@ def test_no_flapping_on_a_stationary_signal(rps: float, kv: float, queue: float,
     # must not happen is a reversal of direction (up, down, up ...).
     signs = [c > 0 for c in changes]
     assert all(a == signs[0] for a in signs), changes
+
+
+def test_a_start_up_learned_as_instant_does_not_divide_by_zero() -> None:
+    """kwok (and a pod whose image and node were ready) can go Ready within its creation's
+    second: the learned look-ahead is then 0, and a backlog must still ask for replicas."""
+    from inference_operator.scaling.startup import Startup
+
+    o = obs(queue=40, startups=(Startup(T0 - 10, 0.0, False),))
+    rec, state = recommend(o, policy(), State(), T0)
+    assert rec.startup_learned and rec.replicas > o.current_replicas
+    assert state.startups.observed
+
+
+def test_an_engine_slower_than_the_tpot_objective_has_no_rate_signal() -> None:
+    """A replica whose empty step already exceeds the TPOT objective sustains 0 within it:
+    the capacity says 0 (status shows it), and the rate signal stays out of the decision."""
+    from inference_operator.scaling.throughput import EngineModel, Prior
+
+    slow = Prior(EngineModel(0.5, 0.001, 1e-4), kv_tokens=100_000)
+    p = policy(targets=Targets(queue_per_replica=4, kv_cache_utilization=0.8), prior=slow)
+    rec, _ = recommend(obs(completion_rps=8.0, arrival_rps=None), p, State(), T0)
+    assert rec.capacity is not None and rec.capacity.rps == 0
+    assert rec.by_signal["rps"] is None
+
+
+def test_arrivals_are_completions_plus_the_change_in_flight() -> None:
+    """Completions saturate under overload; the rise of requests in flight is the rest of the
+    arrivals. With the gateway's count in the path, that is used instead."""
+    from inference_operator.scaling.recommend import arrival_rate
+
+    p = policy()
+    _, state = recommend(
+        obs(arrival_rps=None, completion_rps=5.0, queue=0, running=10), p, State(), T0
+    )
+    later = obs(at=T0 + 60, arrival_rps=None, completion_rps=5.0, queue=60, running=10)
+    rate, source = arrival_rate(later, state, T0 + 60)
+    assert source == "completions+inflight" and rate == 5.0 + 60 / 60
+    assert arrival_rate(replace(later, arrival_rps=7.5), state, T0 + 60) == (7.5, "gateway")
+    # No history yet: completions alone.
+    assert arrival_rate(later, State(), T0 + 60) == (5.0, "completions")
+
+
+def test_a_backlog_adds_to_the_arrivals_instead_of_draining_through_headroom() -> None:
+    """Arrivals of 10/s need two replicas at 5/s each; 600 waiting beyond the queue target
+    add 600 / 120 s = 5/s: three, where the max of the two signals would have said two."""
+    p = policy(targets=Targets(queue_per_replica=4, requests_per_second_per_replica=5.0))
+    rec, _ = recommend(obs(arrival_rps=10.0, queue=608, ready_replicas=2), p, State(), T0)
+    assert rec.by_signal["rps"] == 3
+
+
+def test_one_noisy_tick_does_not_buy_a_replica() -> None:
+    """A rise of one replica must be asked for on two ticks: one tick's noise, which
+    stabilization would then keep for five minutes, buys nothing."""
+    p = policy()
+    state = State()
+    _, state = recommend(obs(arrival_rps=8.0), p, state, T0)
+    rec, state = recommend(obs(at=T0 + 15, arrival_rps=12.0), p, state, T0 + 15)
+    assert rec.replicas == 2 and rec.by_signal["rps"] == 3
+    rec, state = recommend(obs(at=T0 + 30, arrival_rps=12.0), p, state, T0 + 30)
+    assert rec.replicas == 3

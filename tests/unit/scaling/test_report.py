@@ -74,3 +74,29 @@ def test_signals_are_rounded_so_noise_costs_no_write() -> None:
         at=1, current_replicas=1, ready_replicas=1, queue=3.04, kv_cache_utilization=0.50004
     )
     assert signals_status(a, "t") == signals_status(b, "t")
+
+
+def test_learned_numbers_are_written_when_a_user_would_see_them_change() -> None:
+    from inference_operator.scaling.model import Recommendation, State
+    from inference_operator.scaling.report import learned_changed, learned_status
+    from inference_operator.scaling.throughput import Capacity
+
+    def rec(rps: float, source: str = "learned") -> Recommendation:
+        return Recommendation(
+            2, "", {}, capacity=Capacity(rps, rps * 1000, source, 7, "tpot"), startup_seconds=90.4
+        )
+
+    first = learned_status(rec(3.94), State(), "t1")
+    assert first["perReplica"] == {
+        "requestsPerSecond": 3.9,
+        "tokensPerSecond": 3900.0,
+        "source": "learned",
+        "boundBy": "tpot",
+        "samples": 7,
+        "updatedAt": "t1",
+    }
+    assert first["startup"]["seconds"] == 90 and first["startup"]["source"] == "spec"
+    # 3.94 -> 3.91 rounds alike, and samples and time are not news: no write.
+    assert not learned_changed(first, learned_status(rec(3.91), State(), "t2"))
+    assert learned_changed(first, learned_status(rec(3.2), State(), "t2"))
+    assert learned_changed(first, learned_status(rec(3.94, "prior"), State(), "t2"))

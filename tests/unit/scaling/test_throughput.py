@@ -212,3 +212,14 @@ def test_sustainable_rps_binds_on_the_tighter_limit() -> None:
 
 def test_load_bins_are_log_spaced() -> None:
     assert LOAD_RATIO > 1 and LOAD_MIN > 0
+
+
+def test_traffic_that_never_varies_keeps_a_physical_model() -> None:
+    """Found on the live loop: tiny prompts at a batch of 3 for minutes fitted the per-sequence
+    and per-token costs below zero, and the capacity came out 0. The floors keep it physical."""
+    rng = random.Random(11)
+    flat = [window(rng, 3.0, 1.0, prompt=5, output=20, noise=0.2) for _ in range(60)]
+    memory = teach(ThroughputMemory(), flat)
+    model = engine(memory, WRONG.engine)
+    assert model.per_seq_s > 0 and model.per_prompt_token_s > 0
+    assert capacity(memory, WRONG, SLO, KV).rps > 0
