@@ -120,8 +120,8 @@ def main() -> int:
         if not args.no_traffic:
             from liveloop import LiveLoop
 
-            # An L40S-like replica at half speed, 8 sequences at a time: ~3.5 req/s each, about
-            # the example's requestsPerSecondPerReplica.
+            # An L40S-like replica at half speed, 8 sequences at a time: ~3.5 req/s each, which
+            # the operator learns (the example sets no per-replica number).
             loop = LiveLoop("default", ROOT_EXAMPLE, max_num_seqs=8, speed=0.5).start()
             assert loop.prometheus is not None
             env["INFOP_PROMETHEUS_URL"] = loop.prometheus.url

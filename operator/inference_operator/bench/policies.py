@@ -129,14 +129,18 @@ class Static:
 
 
 @dataclass
-class KedaHpaDefaults:
-    """A KEDA Prometheus trigger on the vLLM queue (AverageValue target per replica) behind an HPA
-    with its defaults: 15 s sync, 10% tolerance, scale-up max(100%, 4 pods) per 15 s, scale-down
-    stabilization 300 s then 100% per 15 s; KEDA activation 0->1 and a 300 s cooldown to 0."""
+class KedaHpa:
+    """KEDA's Prometheus triggers behind an HPA with its defaults: 15 s sync, 10% tolerance,
+    scale-up max(100%, 4 pods) per 15 s, scale-down stabilization 300 s then 100% per 15 s; KEDA's
+    activation 0->1 and a 300 s cooldown to 0. keda-default has one trigger, the vLLM queue
+    (AverageValue per replica); keda-tuned, as a competent user configures it given a per-replica
+    capacity, adds requests/s per replica and KV-cache usage, and the HPA takes the largest."""
 
     queue_target: float
     min_replicas: int
     max_replicas: int
+    rps_target: float | None = None
+    kv_target: float | None = None
     scrape_interval: float = 15.0
     interval: float = 15.0
     tolerance: float = 0.1
@@ -150,24 +154,37 @@ class KedaHpaDefaults:
         s = view.latest(now, self.scrape_interval)
         if s is None:
             return view.target
-        metric = float(s.queue + s.held)
+        queue = float(s.queue + s.held)
+        rps = view.rate(now, 60.0, self.scrape_interval, "completions") or 0.0
         current = view.target
-        if metric > 0:
+        if queue > 0 or (self.rps_target is not None and rps > 0):
             self._last_active = now
         if current == 0:
             # KEDA's activation: any queue wakes the target to 1; HPA takes over from there.
-            return max(self.min_replicas, 1 if metric > 0 else 0)
+            return max(self.min_replicas, 1 if queue > 0 else 0)
         if self.min_replicas == 0 and now - self._last_active >= self.cooldown:
             return 0
-        # The HPA's own arithmetic (scaling/hpa.py: KEDA's milli-quantities, the tolerance band).
-        raw = hpa_replicas(
-            metric,
-            current,
-            target=self.queue_target,
-            tolerance_up=self.tolerance,
-            tolerance_down=self.tolerance,
-        )
-        raw = _clamp(raw, max(1, self.min_replicas), self.max_replicas)
+
+        def hpa(value: float, target: float) -> int:
+            # The HPA's own arithmetic (scaling/hpa.py: KEDA's milli-quantities, the band).
+            return hpa_replicas(
+                value,
+                current,
+                target=target,
+                tolerance_up=self.tolerance,
+                tolerance_down=self.tolerance,
+            )
+
+        proposals = [hpa(queue, self.queue_target)]
+        if self.rps_target is not None:
+            proposals.append(hpa(rps, self.rps_target))
+        if self.kv_target is not None and s.kv_cache_utilization is not None and s.ready:
+            # A Utilization-style average over the pods reporting it.
+            ratio = s.kv_cache_utilization / self.kv_target
+            proposals.append(
+                math.ceil(s.ready * ratio - 1e-9) if abs(ratio - 1) > self.tolerance else current
+            )
+        raw = _clamp(max(proposals), max(1, self.min_replicas), self.max_replicas)
         self._history = [(t, r) for t, r in self._history if t > now - self.stabilization]
         self._history.append((now, raw))
         if raw > current:
@@ -232,64 +249,6 @@ class KnativeKpa:
             self._decisions.append((now, want))
             want = max(n for _, n in self._decisions)
         return want
-
-
-@dataclass
-class KedaTuned:
-    """KEDA as a competent user configures it given a per-replica capacity: three Prometheus
-    triggers (waiting queue per replica, KV-cache usage, requests/s per replica at the capacity),
-    the HPA taking the largest proposal, with its defaults otherwise (KedaHpaDefaults)."""
-
-    rps_target: float
-    queue_target: float
-    kv_target: float
-    min_replicas: int
-    max_replicas: int
-    scrape_interval: float = 15.0
-    interval: float = 15.0
-    tolerance: float = 0.1
-    stabilization: float = 300.0
-    cooldown: float = 300.0
-    name: str = "keda-tuned"
-    _history: list[tuple[float, int]] = field(default_factory=list)
-    _last_active: float = -math.inf
-
-    def decide(self, now: float, view: FleetView) -> int:
-        s = view.latest(now, self.scrape_interval)
-        if s is None:
-            return view.target
-        rps = view.rate(now, 60.0, self.scrape_interval, "completions") or 0.0
-        current = view.target
-        if s.queue + s.held > 0 or rps > 0:
-            self._last_active = now
-        if current == 0:
-            return max(self.min_replicas, 1 if s.queue + s.held > 0 else 0)
-        if self.min_replicas == 0 and now - self._last_active >= self.cooldown:
-            return 0
-
-        def hpa(value: float, target: float) -> int:
-            return hpa_replicas(
-                value,
-                current,
-                target=target,
-                tolerance_up=self.tolerance,
-                tolerance_down=self.tolerance,
-            )
-
-        proposals = [hpa(float(s.queue + s.held), self.queue_target), hpa(rps, self.rps_target)]
-        if s.kv_cache_utilization is not None and s.ready:
-            # A Utilization-style average over the pods reporting it.
-            proposals.append(
-                math.ceil(s.ready * s.kv_cache_utilization / self.kv_target - 1e-9)
-                if abs(s.kv_cache_utilization / self.kv_target - 1) > self.tolerance
-                else current
-            )
-        raw = _clamp(max(proposals), max(1, self.min_replicas), self.max_replicas)
-        self._history = [(t, r) for t, r in self._history if t > now - self.stabilization]
-        self._history.append((now, raw))
-        if raw > current:
-            return min(raw, max(2 * current, current + 4))
-        return max(r for _, r in self._history) if raw < current else current
 
 
 @dataclass

@@ -13,8 +13,7 @@ from typing import Any
 from inference_operator.api.models import WarmAuto
 from inference_operator.bench.policies import (
     AibrixApa,
-    KedaHpaDefaults,
-    KedaTuned,
+    KedaHpa,
     KnativeKpa,
     Ours,
     Static,
@@ -302,9 +301,16 @@ def baseline(name: str, st: Setting, knob: float, capacity_error: float = 1.0) -
     # keda-default as most users deploy it, with maxReplicas at twice the peak need.
     cap = min(cfg.max_replicas, max(2, 2 * st.peak))
     if name == "keda-default":
-        return KedaHpaDefaults(knob, cfg.min_replicas, cap)
+        return KedaHpa(knob, cfg.min_replicas, cap)
     if name == "keda-tuned":
-        return KedaTuned(rps * knob, cfg.queue_per_replica, 0.8, cfg.min_replicas, cap)
+        return KedaHpa(
+            cfg.queue_per_replica,
+            cfg.min_replicas,
+            cap,
+            rps_target=rps * knob,
+            kv_target=0.8,
+            name="keda-tuned",
+        )
     if name == "knative-kpa":
         kpa = KnativeKpa(conc * knob, cfg.min_replicas, cap, scale_down_delay=st.lead)
         return kpa

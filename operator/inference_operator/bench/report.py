@@ -8,18 +8,6 @@ from typing import Any
 
 from inference_operator.bench.replay import KNOBS, PolicyReport, Run
 
-# The keys the JSON contract promises for every policy (more follow them).
-POLICY_KEYS = (
-    "gpu_hours",
-    "slo_attainment",
-    "ttft_p95_s",
-    "tpot_p95_s",
-    "scaling_events",
-    "flaps",
-    "reaction_time_p95_s",
-    "misses_in_startup",
-)
-
 
 def _point(r: PolicyReport) -> dict[str, float]:
     return {"gpu_hours": round(r.gpu_hours, 4), "slo_attainment": round(r.slo_attainment, 6)}
@@ -211,6 +199,3 @@ def plot_curves(path: Path, title: str, run: Run) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
-
-
-__all__ = ["as_json", "frontier_misses", "plot", "plot_curves", "table"]
