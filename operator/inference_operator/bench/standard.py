@@ -28,8 +28,9 @@ AZURE = ROOT.parent / "shared" / "upstream" / "traces" / "azure"
 
 def goal(run: Run) -> str:
     """Issue #13's target for one run: with no hint, ours reaches >= 99% at <= 1.3x the tuned
-    oracle's GPU-hours and within 10% of ours-hinted's; no baseline curve point has both >=
-    ours' attainment and <= 0.95x ours' GPU-hours."""
+    oracle's GPU-hours, and learning costs at most 10% over ours-hinted's GPU-hours (costing less
+    is no miss); no baseline curve point has both >= ours' attainment and <= 0.95x ours'
+    GPU-hours."""
     p = run.policies
     ours, hinted, oracle = p["ours"], p["ours-hinted"], p["oracle"]
     slo_ok = ours.slo_attainment >= 0.99
@@ -39,7 +40,7 @@ def goal(run: Run) -> str:
     return (
         f"   goal: SLO>=99% {'met' if slo_ok else 'MISSED'} ({100 * ours.slo_attainment:.2f}%); "
         f"<=1.3x oracle {'met' if vs_oracle <= 1.3 else 'MISSED'} ({vs_oracle:.2f}x); "
-        f"within 10% of hinted {'met' if abs(vs_hinted - 1) <= 0.10 else 'MISSED'} "
+        f"<=1.1x hinted {'met' if vs_hinted <= 1.10 else 'MISSED'} "
         f"({vs_hinted:.2f}x, {100 * (ours.slo_attainment - hinted.slo_attainment):+.2f} pts); "
         f"frontier {'met' if not beaten else 'MISSED: ' + '; '.join(beaten)}"
     )
