@@ -363,9 +363,10 @@ class Targets(Base):
         le=100_000,
     )
     capacity_utilization: float = Field(
-        0.85,
-        description="Share of the learned per-replica capacity each replica is sized to carry "
-        "(the rest absorbs bursts while new replicas start). Unused with "
+        0.95,
+        description="Share of the learned per-replica capacity each replica is sized to carry. "
+        "The learned capacity is already where the SLO's misses begin; the rest absorbs "
+        "what the forecast misses while new replicas start. Unused with "
         "requestsPerSecondPerReplica, which is an operating point already.",
         gt=0,
         le=1,

@@ -129,7 +129,7 @@ class Policy:
     # against this SLO, starting from the planner's prior, and this fraction of it per replica.
     slo: Slo = field(default_factory=Slo)
     prior: Prior | None = None
-    capacity_utilization: float = 0.85
+    capacity_utilization: float = 0.95
 
     def __post_init__(self) -> None:
         if self.min_replicas < 0:

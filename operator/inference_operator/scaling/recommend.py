@@ -94,9 +94,14 @@ def _signals(
         points = [*state.arrivals, (now, rate)]
         expected = forecast_rate(points, policy.startup_seconds, policy.forecast_max_growth)
         # The backlog adds to the arrivals: replicas sized for the arrivals alone drain it only
-        # through their headroom, so it is spread over one start-up time on top of them.
-        backlog = _excess_queue(obs, policy) / max(policy.startup_seconds, MIN_DRAIN_S)
-        out["rps"] = _ceil((expected + backlog) / _target_rps(policy, cap))
+        # through their headroom, so what those replicas' queue allowance cannot hold is spread
+        # over one start-up time on top of them. (Counted against the fleet the arrivals ask
+        # for, not the Ready one: a queue the right-sized fleet holds is no backlog, and would
+        # otherwise add a replica that is given back once it is Ready.)
+        target = _target_rps(policy, cap)
+        held = _ceil(expected / target) * t.queue_per_replica
+        backlog = max(0.0, (obs.queue or 0.0) - held) / max(policy.startup_seconds, MIN_DRAIN_S)
+        out["rps"] = _ceil((expected + backlog) / target)
     if obs.gateway_queue is not None:
         out["gateway"] = _ceil(obs.gateway_queue / t.queue_per_replica)
     return out
