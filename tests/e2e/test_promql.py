@@ -22,14 +22,16 @@ from aiohttp import web
 from localcluster import free_port
 from localprom import STORED_PREFIX, VERSIONS, LocalPrometheus
 from prometheus_api_client import PrometheusConnect
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from inference_operator import telemetry
 from inference_operator.builders.autoscaling import queries
 from inference_operator.builders.names import Owner
 from inference_operator.gateway.proxy import Gateway
 from inference_operator.metrics.fleet import FLEET_QUERIES
+from inference_operator.metrics.queries import VLLM_TPOT_BUCKETS, VLLM_TTFT_BUCKETS
 from inference_operator.metrics.reader import Fleet, PrometheusReader
+from inference_operator.scaling.throughput import within
 from kubeharness import eventually
 
 
@@ -45,6 +47,13 @@ class FakePod:
     rps: float
     # vLLM < 0.9.2: gpu_cache_usage_perc only; 0.9.2-0.11: both names, one value.
     kv_names: tuple[str, ...] = ("vllm:kv_cache_usage_perc",)
+    # For the throughput learner: every generated token's inter-token latency, every request's
+    # first token and TPOT, and the token counters (vLLM < 0.11 names ITL
+    # time_per_output_token_seconds).
+    itl: float = 0.04
+    prompt_per_request: float = 1000.0
+    output_per_request: float = 100.0
+    itl_name: str = "vllm:inter_token_latency_seconds"
 
     def start(self) -> None:
         reg = CollectorRegistry()
@@ -60,14 +69,47 @@ class FakePod:
         self.success = Counter(
             "vllm:request_success", "done", [*labels, "finished_reason"], registry=reg
         ).labels(**labels, finished_reason="stop")
+        self.prompt = Counter("vllm:prompt_tokens", "p", list(labels), registry=reg).labels(
+            **labels
+        )
+        self.generation = Counter("vllm:generation_tokens", "g", list(labels), registry=reg).labels(
+            **labels
+        )
+        self.itl_hist = Histogram(
+            self.itl_name, "itl", list(labels), buckets=VLLM_TPOT_BUCKETS, registry=reg
+        ).labels(**labels)
+        self.ttft = Histogram(
+            "vllm:time_to_first_token_seconds",
+            "ttft",
+            list(labels),
+            buckets=VLLM_TTFT_BUCKETS,
+            registry=reg,
+        ).labels(**labels)
+        self.tpot = Histogram(
+            "vllm:request_time_per_output_token_seconds",
+            "tpot",
+            list(labels),
+            buckets=VLLM_TPOT_BUCKETS,
+            registry=reg,
+        ).labels(**labels)
         self.server, _ = start_http_server(0, addr=self.host, registry=reg)
         self.port = self.server.server_port
         self.stop_flag = threading.Event()
         threading.Thread(target=self._count, daemon=True).start()
 
     def _count(self) -> None:
+        owed = 0.0  # requests finished but not yet observed in the histograms
         while not self.stop_flag.wait(0.1):
             self.success.inc(self.rps / 10)
+            self.prompt.inc(self.rps / 10 * self.prompt_per_request)
+            self.generation.inc(self.rps / 10 * self.output_per_request)
+            owed += self.rps / 10
+            while owed >= 1:
+                owed -= 1
+                self.ttft.observe(0.3 if self.rps < 40 else 3.0)
+                self.tpot.observe(self.itl)
+                for _ in range(int(self.output_per_request) - 1):
+                    self.itl_hist.observe(self.itl)
 
     def stop(self) -> None:
         self.stop_flag.set()
@@ -93,6 +135,7 @@ class GatewayMetrics:
             m.replicas.labels("serving", "llama").set(3)
             m.requests.labels("serving", "llama", "200").inc()
             m.queue_seconds.labels("serving", "llama").observe(0.5)
+            m.received.labels("serving", "llama").inc()
             started.set()
 
         threading.Thread(
@@ -127,6 +170,8 @@ def prometheus(request: pytest.FixtureRequest) -> Iterator[Setup]:
             kv=0.3,
             rps=1.0,
             kv_names=("vllm:gpu_cache_usage_perc", "vllm:kv_cache_usage_perc"),
+            itl=0.06,
+            itl_name="vllm:time_per_output_token_seconds",
         ),
         FakePod(
             "llama-7d9f8c6b5-zzzzz",
@@ -257,6 +302,29 @@ def test_reader_reads_every_signal_and_the_spelling(prometheus: Setup) -> None:
     assert obs.kv_cache_utilization == pytest.approx(0.4)
     assert obs.sampled_at is not None and time.time() - obs.sampled_at < 10
     assert reading.metric_prefix == STORED_PREFIX[prometheus.version]
+
+
+def test_the_learners_signals_reach_the_observation(prometheus: Setup) -> None:
+    """ITL (new and old names), the token rates and both histograms, split to this deployment:
+    pods at 2, 3 and 1 req/s with 100 output tokens, ITL 40, 40 and 60 ms."""
+
+    def settled() -> bool:
+        assert time.time() - prometheus.started > 65
+        obs = PrometheusReader(prometheus.url).read(LLAMA, Fleet(4, 4, 0), time.time()).observation
+        assert obs.completion_rps == pytest.approx(6.0, rel=0.2)
+        assert obs.prompt_tps == pytest.approx(6000.0, rel=0.2)
+        assert obs.generation_tps == pytest.approx(600.0, rel=0.2)
+        # Token-weighted: (2 + 3) x 0.04 + 1 x 0.06 over 6.
+        assert obs.itl_s == pytest.approx((5 * 0.04 + 0.06) / 6, rel=0.05)
+        assert obs.ttft_buckets and obs.ttft_buckets[-1][0] == float("inf")
+        assert obs.ttft_buckets[-1][1] == pytest.approx(6.0, rel=0.2)
+        assert within(obs.ttft_buckets, 2.0) == pytest.approx(1.0)
+        assert within(obs.tpot_buckets, 0.05) == pytest.approx(5 / 6, rel=0.1)
+        # The gateway's arrivals, per route (its counter exists; nothing arrives here).
+        assert obs.arrival_rps == 0.0
+        return True
+
+    eventually(settled, timeout=120)
 
 
 def test_rps_query_is_the_completion_rate(prometheus: Setup) -> None:
