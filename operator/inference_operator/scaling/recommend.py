@@ -83,7 +83,8 @@ def _signals(
     t = policy.targets
     out: dict[str, int | None] = {"queue": None, "kvCache": None, "rps": None, "gateway": None}
     if obs.queue is not None:
-        out["queue"] = _queue_demand(obs, policy, cap)
+        rate_signal = rate is not None and cap is not None and cap.rps > 0
+        out["queue"] = _queue_demand(obs, policy, rate_signal)
     if obs.kv_cache_utilization is not None and obs.ready_replicas > 0:
         # HPA's Utilization arithmetic over the Ready replicas only: the starting ones carry no
         # KV cache yet, and counting them would dilute the pressure and add them twice.
@@ -107,21 +108,23 @@ def _signals(
     return out
 
 
-def _queue_demand(obs: Observation, policy: Policy, cap: Capacity | None) -> int:
+def _queue_demand(obs: Observation, policy: Policy, rate_signal: bool) -> int:
     """Up to `queue_per_replica` waiting per Ready replica this is HPA's AverageValue arithmetic
-    (waiting / target). Beyond it, the excess asks for the replicas that would drain it within
-    one start-up time: a burst that the Ready replicas clear before a new one could serve buys
-    nothing but idle GPUs, while a queue that persists keeps asking until it is gone."""
+    (waiting / target). Beyond it, without a rate signal, the excess asks for the replicas that
+    would drain it within one start-up time: a burst that the Ready replicas clear before a new
+    one could serve buys nothing but idle GPUs, while a queue that persists keeps asking until
+    it is gone.
+
+    With a rate signal the excess is already in it (the backlog term), and counting it here
+    again would ratchet: vLLM queues requests in the replica that took them, so a backlog stays
+    where it is while new replicas come up empty, and `ready + excess` grew with every replica
+    that became Ready (on the spike, one full replica took the fleet to 18 where 6 served)."""
     t = policy.targets
     queue = obs.queue or 0.0
     allowed = obs.ready_replicas * t.queue_per_replica
-    if queue <= allowed:
-        return _ceil(queue / t.queue_per_replica)
-    per_replica = t.queue_per_replica
-    if cap is not None:
-        drain = max(policy.startup_seconds, MIN_DRAIN_S)
-        per_replica = max(per_replica, _target_rps(policy, cap) * drain)
-    return obs.ready_replicas + _ceil(_excess_queue(obs, policy) / per_replica)
+    if queue <= allowed or rate_signal:
+        return _ceil(min(queue, allowed) / t.queue_per_replica)
+    return obs.ready_replicas + _ceil(_excess_queue(obs, policy) / t.queue_per_replica)
 
 
 def _inflight(obs: Observation) -> float | None:

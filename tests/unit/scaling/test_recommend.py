@@ -66,10 +66,22 @@ CASES = [
     ),
     Case("queue within 4 per ready replica: HPA arithmetic", obs(queue=8), 2),
     Case(
-        "queue excess drains over start-up: 2 + ceil(92/600)",
+        "a backlog the rate-sized fleet drains in its headroom buys nothing: 92 over 120 s",
         obs(queue=100),
+        2,
+        reason_has="queue asks 2, kvCache asks 1, rps asks 2",
+    ),
+    Case(
+        "a backlog beyond the headroom adds to the arrivals: (8 + 692/120) / 5",
+        obs(queue=700),
         3,
-        reason_has="queue asks 3",
+        reason_has="rps asks 3",
+    ),
+    Case(
+        "without a rate signal the queue's excess drains over start-up: 2 + ceil(92/4)",
+        obs(queue=100, arrival_rps=None),
+        20,
+        reason_has="queue asks 25",
     ),
     Case("largest signal wins", obs(arrival_rps=20.0, kv_cache_utilization=0.96), 4),
     Case(
