@@ -207,8 +207,10 @@ def decide(
     if learned_changed(known, learned):
         # Replacing only the learned keys: a part no longer known is removed, the plan's keys
         # (the reconciler's) are left alone.
+        # On a tick that also ran the reconcile pass, its part of the same key is kept.
         mine = {k: known[k] for k in LEARNED_CAPACITY if k in known}
-        patch.status["capacity"] = replacing(mine, learned)
+        planned = patch.status.get("capacity") or {}
+        patch.status["capacity"] = {**planned, **replacing(mine, learned)}
         changed = True
         cap = learned.get("perReplica") or {}
         if (known.get("perReplica") or {}).get("source") != cap.get("source") and cap:

@@ -32,7 +32,7 @@ Windows with missing or stale metrics, or no traffic, teach nothing. Pure: no I/
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -260,16 +260,7 @@ def _record_misses(
             i = _load_bin(load / model_rps)
             old_n, old_m = bins.get(i, (0.0, 0.0))
             bins[i] = (old_n + n, old_m + min(n, missed))
-    return ThroughputMemory(
-        xx=memory.xx,
-        xy=memory.xy,
-        prompt_tokens=memory.prompt_tokens,
-        output_tokens=memory.output_tokens,
-        kv_tokens=memory.kv_tokens,
-        misses=tuple(sorted((i, n, m) for i, (n, m) in bins.items())),
-        samples=memory.samples,
-        at=memory.at,
-    )
+    return replace(memory, misses=tuple(sorted((i, n, m) for i, (n, m) in bins.items())))
 
 
 def tail_limit(memory: ThroughputMemory, slo: Slo) -> float | None:
