@@ -10,6 +10,7 @@ from inference_operator.bench.simulator.fleet import FleetView, Sample
 from inference_operator.scaling import Observation, Policy, Recommendation, State, recommend
 from inference_operator.scaling.hpa import DEFAULT_TOLERANCE, hpa_replicas, metric_value
 from inference_operator.scaling.startup import Startup
+from inference_operator.scaling.throughput import WINDOW_S
 from inference_operator.scaling.warm import warm_replicas
 
 
@@ -57,7 +58,7 @@ class Ours:
             return None
 
         def rate(counter: str) -> float | None:
-            return view.rate(now, 60.0, self.scrape_interval, counter)
+            return view.rate(now, WINDOW_S, self.scrape_interval, counter)
 
         itl_sum, itl_count = rate("itl_sum"), rate("itl_count")
         return Observation(
@@ -75,8 +76,8 @@ class Ours:
             prompt_tps=rate("prompt_tokens"),
             generation_tps=rate("generation_tokens"),
             startups=tuple(Startup(*x) for x in view.startups if x[0] <= now),
-            ttft_buckets=view.histogram_rates(now, 60.0, self.scrape_interval, ttft=True),
-            tpot_buckets=view.histogram_rates(now, 60.0, self.scrape_interval, ttft=False),
+            ttft_buckets=view.histogram_rates(now, WINDOW_S, self.scrape_interval, ttft=True),
+            tpot_buckets=view.histogram_rates(now, WINDOW_S, self.scrape_interval, ttft=False),
         )
 
     def _tick(self, now: float, view: FleetView) -> None:

@@ -15,6 +15,7 @@ from inference_operator.scaling.model import Observation, Policy, Recommendation
 from inference_operator.scaling.schedule import schedule_floor
 from inference_operator.scaling.startup import estimate, lookahead, observe
 from inference_operator.scaling.throughput import (
+    WINDOW_S,
     Capacity,
     EngineModel,
     Evidence,
@@ -34,9 +35,6 @@ _EPSILON = 1e-6
 # this generic engine and trusts itself only after this many windows of evidence.
 GENERIC_PRIOR = Prior(EngineModel(0.03, 0.0003, 0.0001))
 MIN_SAMPLES_WITHOUT_PRIOR = 20
-# The window of the rates the fleet queries read (rate(...[1m])); a change in flight over the
-# same window turns completions into arrivals.
-RATE_WINDOW_S = 60.0
 # A backlog is spread over at least this long, however fast replicas start (a pod on a ready node
 # with a cached image can go Ready within the second it was created).
 MIN_DRAIN_S = 15.0
@@ -142,7 +140,7 @@ def arrival_rate(obs: Observation, state: State, now: float) -> tuple[float | No
     if obs.completion_rps is None:
         return None, "none"
     now_in = _inflight(obs)
-    old = [p for p in state.inflight if now - p[0] >= RATE_WINDOW_S / 2]
+    old = [p for p in state.inflight if now - p[0] >= WINDOW_S / 2]
     if now_in is None or not old:
         return obs.completion_rps, "completions"
     t0, v0 = old[-1]
@@ -162,7 +160,7 @@ def _settled(state: State, policy: Policy, now: float) -> bool:
     if state.unsettled_at is None:
         return True
     lasted = state.unsettled_at - (state.unsettled_since or state.unsettled_at)
-    wait = RATE_WINDOW_S + policy.slo.ttft_s + min(lasted, MAX_SETTLE_S)
+    wait = WINDOW_S + policy.slo.ttft_s + min(lasted, MAX_SETTLE_S)
     return now - state.unsettled_at >= wait
 
 
@@ -182,9 +180,9 @@ def _evidence(obs: Observation, policy: Policy, settled: bool, arrivals: float |
         completion_rps=per(obs.completion_rps),
         kv=obs.kv_cache_utilization,
         ttft_ok=within(buckets, policy.slo.ttft_s),
-        first_tokens=buckets[-1][1] * RATE_WINDOW_S if buckets else 0.0,
+        first_tokens=buckets[-1][1] * WINDOW_S if buckets else 0.0,
         tpot_ok=within(obs.tpot_buckets, policy.slo.tpot_s),
-        finished=obs.tpot_buckets[-1][1] * RATE_WINDOW_S if obs.tpot_buckets else 0.0,
+        finished=obs.tpot_buckets[-1][1] * WINDOW_S if obs.tpot_buckets else 0.0,
         settled=settled,
         load=per(arrivals),
     )
@@ -212,7 +210,7 @@ def _prune(state: State, policy: Policy, now: float) -> State:
         state,
         recent=tuple(x for x in state.recent if x[0] > keep_recent),
         arrivals=tuple(x for x in state.arrivals if x[0] > keep_arrivals),
-        inflight=tuple(x for x in state.inflight if x[0] > now - 1.5 * RATE_WINDOW_S),
+        inflight=tuple(x for x in state.inflight if x[0] > now - 1.5 * WINDOW_S),
     )
 
 

@@ -50,7 +50,8 @@ PRIOR_WEIGHT = 1.0
 _PRIOR_POINTS = ((1.0, 0.0), (64.0, 0.0), (16.0, 256.0))
 # Below this KV usage the ratio usage/tokens is mostly rounding (vLLM reports whole blocks).
 _KV_MIN_USAGE = 0.05
-# The span of the rates behind one window (the fleet queries' rate(...[1m])).
+# The span of the rates behind one window (the fleet queries' rate(...[1m])); a change in flight
+# over the same span turns completions into arrivals (recommend.arrival_rate).
 WINDOW_S = 60.0
 # A window needs at least this many output tokens per replica to say anything about step times.
 _MIN_TOKENS = 20.0

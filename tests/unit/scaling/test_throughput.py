@@ -210,10 +210,6 @@ def test_sustainable_rps_binds_on_the_tighter_limit() -> None:
     assert sustainable_rps(EngineModel(0.2, 0.001, 1e-4), 100, 100, None, SLO, KV)[0] == 0.0
 
 
-def test_load_bins_are_log_spaced() -> None:
-    assert LOAD_RATIO > 1 and LOAD_MIN > 0
-
-
 def test_traffic_that_never_varies_keeps_a_physical_model() -> None:
     """Found on the live loop: tiny prompts at a batch of 3 for minutes fitted the per-sequence
     and per-token costs below zero, and the capacity came out 0. The floors keep it physical."""
