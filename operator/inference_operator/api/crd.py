@@ -14,6 +14,13 @@ from inference_operator.api.models import (
     InferenceDeploymentSpec,
     InferenceDeploymentStatus,
 )
+from inference_operator.api.policy import (
+    POLICY_KIND,
+    POLICY_PLURAL,
+    POLICY_SHORT_NAME,
+    InferencePolicy,
+    InferencePolicySpec,
+)
 
 _DROP = {"title", "additionalProperties", "$defs"}
 
@@ -38,6 +45,10 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
             return _structural({**options[0], **rest}, defs)
     out: dict[str, Any] = {}
     for key, value in node.items():
+        if key == "additionalProperties" and isinstance(value, dict):
+            # A map (dict[str, str]): the API server keeps its keys only when told their type.
+            out[key] = _structural(value, defs)
+            continue
         if key in _DROP:
             continue
         if key == "exclusiveMinimum":
@@ -160,6 +171,63 @@ def render_crd() -> dict[str, Any]:
                                 "metadata": {"type": "object"},
                                 "spec": spec_schema,
                                 "status": _status_schema(),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render_policy_crd() -> dict[str, Any]:
+    """The cluster-scoped InferencePolicy CRD: a tenant with rights in a namespace cannot write
+    the policy that governs it."""
+    spec_schema = openapi_schema(InferencePolicySpec)
+    spec_schema["description"] = InferencePolicySpec.__doc__
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{POLICY_PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": POLICY_KIND,
+                "listKind": f"{POLICY_KIND}List",
+                "plural": POLICY_PLURAL,
+                "singular": POLICY_KIND.lower(),
+                "shortNames": [POLICY_SHORT_NAME],
+                "categories": ["inference"],
+            },
+            "scope": "Cluster",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "additionalPrinterColumns": [
+                        {
+                            "name": "Devices/Namespace",
+                            "type": "integer",
+                            "jsonPath": ".spec.maxDevicesPerNamespace",
+                        },
+                        {
+                            "name": "Devices/Deployment",
+                            "type": "integer",
+                            "jsonPath": ".spec.maxDevicesPerDeployment",
+                        },
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": InferencePolicy.__doc__,
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema,
                             },
                         }
                     },

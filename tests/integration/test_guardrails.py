@@ -1,0 +1,226 @@
+"""InferencePolicy at admission, on the real API server: the chart's ValidatingAdmissionPolicy
+refuses what a policy forbids, with the message the operator's own check (api/guardrails.py)
+gives, word for word; namespaces the policy does not select are untouched; a user with
+InferenceDeployment rights in one namespace gets nothing more by impersonation."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inference_operator.api.guardrails import violations
+from inference_operator.api.models import InferenceDeploymentSpec
+from inference_operator.api.policy import InferencePolicySpec
+from kubeharness import Cluster, eventually, infd
+
+pytestmark = pytest.mark.integration
+
+ADMISSION_POLICY = Path(__file__).resolve().parents[2] / "crds" / "admission" / "guardrails.yaml"
+POLICY = "team-a"
+POLICY_SPEC: dict[str, Any] = {
+    "namespaceSelector": {
+        "matchLabels": {"infer.dev/tenant": "a"},
+        "matchExpressions": [{"key": "infer.dev/tier", "operator": "NotIn", "values": ["lab"]}],
+    },
+    "accelerators": {"kinds": ["nvidia"], "types": ["L4", "g6e"]},
+    "maxDevicesPerDeployment": 8,
+    "maxDevicesPerNamespace": 3,
+    "nodePools": {"create": True, "maxDevices": 16, "capacityTypes": ["spot", "on-demand"]},
+}
+ALLOWED: dict[str, Any] = {
+    "model": {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct"},
+    "accelerator": {"kind": "nvidia", "types": ["L4", "g6e.xlarge"]},
+    "autoscaling": {"maxReplicas": 4},
+}
+
+
+def edit(**changes: Any) -> dict[str, Any]:
+    spec = copy.deepcopy(ALLOWED)
+    for path, value in changes.items():
+        node = spec
+        *parents, leaf = path.split("__")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return spec
+
+
+# (spec, the field the refusal must name)
+REFUSED = [
+    (edit(accelerator={"kind": "neuron", "types": ["inf2"]}), "spec.accelerator.kind"),
+    (edit(accelerator={"kind": "nvidia", "types": ["H100"]}), "spec.accelerator.types"),
+    (edit(accelerator={"kind": "nvidia", "types": ["g6e.xlarge", "p5"]}), "spec.accelerator.types"),
+    (edit(accelerator={"kind": "nvidia"}), "spec.accelerator.types"),
+    (edit(engine={"image": "evil.example/miner:latest"}), "spec.engine.image"),
+    (edit(engine={"image": "vllm/vllm-openai-fork:v1"}), "spec.engine.image"),
+    (edit(autoscaling={"maxReplicas": 9}), "spec.autoscaling.maxReplicas"),
+    (
+        edit(accelerator={"kind": "nvidia", "types": ["L4"], "perReplica": 4}),
+        "spec.autoscaling.maxReplicas",
+    ),
+    (edit(autoscaling={"enabled": False}, replicas=9), "spec.replicas"),
+    (edit(nodePool={"create": True}), "spec.nodePool.maxDevices"),
+    (edit(nodePool={"create": True, "maxDevices": 17}), "spec.nodePool.maxDevices"),
+    (
+        edit(nodePool={"create": True, "maxDevices": 8, "capacityTypes": ["reserved"]}),
+        "spec.nodePool.capacityTypes",
+    ),
+    (edit(capacity={"warm": {"replicas": 1}}), "spec.capacity.warm"),
+]
+ADMITTED = [
+    ALLOWED,
+    edit(engine={"image": "vllm/vllm-openai:v0.40.0"}),
+    edit(accelerator={"kind": "nvidia", "types": ["l4"], "perReplica": 2}),
+    edit(nodePool={"create": True, "maxDevices": 16, "capacityTypes": ["spot"]}),
+    edit(nodePool={"create": False, "name": "shared-gpus"}),
+]
+
+
+def labels_of(cluster: Cluster, namespace: str) -> dict[str, str]:
+    ns = cluster.get("namespace", namespace)
+    assert ns is not None
+    return dict(ns["metadata"].get("labels") or {})
+
+
+def expected(cluster: Cluster, namespace: str, spec: dict[str, Any]) -> list[str]:
+    """What the operator's own check says of `spec`."""
+    policy = InferencePolicySpec.model_validate(POLICY_SPEC)
+    parsed = InferenceDeploymentSpec.model_validate(spec)
+    return [str(v) for v in violations(parsed, labels_of(cluster, namespace), [(POLICY, policy)])]
+
+
+@pytest.fixture(scope="module")
+def guarded(cluster: Cluster) -> Iterator[tuple[str, str]]:
+    """The admission policy, one InferencePolicy, a governed namespace and one it leaves alone."""
+    cluster.kubectl("apply", "--server-side", "-f", str(ADMISSION_POLICY))
+    governed, other = "tenant-a", "tenant-lab"
+    for name, labels in (
+        (governed, {"infer.dev/tenant": "a"}),
+        (other, {"infer.dev/tenant": "a", "infer.dev/tier": "lab"}),
+    ):
+        cluster.create_namespace(name)
+        cluster.kubectl("label", "namespace", name, *[f"{k}={v}" for k, v in labels.items()])
+    cluster.apply(
+        {
+            "apiVersion": "infer.dev/v1alpha1",
+            "kind": "InferencePolicy",
+            "metadata": {"name": POLICY},
+            "spec": POLICY_SPEC,
+        }
+    )
+    # The API server picks up new policies and parameters within a second or so.
+    eventually(
+        lambda: not cluster.apply(infd(governed, "probe", **REFUSED[0][0]), check=False).ok,
+        timeout=30,
+        what="the admission policy in force",
+    )
+    yield governed, other
+    cluster.kubectl("delete", "inferencepolicy", POLICY, "--ignore-not-found")
+    cluster.kubectl("delete", "-f", str(ADMISSION_POLICY), "--ignore-not-found")
+    for name in (governed, other):
+        cluster.delete_namespace(name)
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"), REFUSED, ids=[f"{r[1]}-{i}" for i, r in enumerate(REFUSED)]
+)
+def test_refused_at_admission_naming_policy_and_field(
+    cluster: Cluster, guarded: tuple[str, str], spec: dict[str, Any], field: str
+) -> None:
+    governed, _ = guarded
+    res = cluster.apply(infd(governed, "refused", **spec), check=False)
+    assert not res.ok, "admitted"
+    ours = expected(cluster, governed, spec)
+    # The first rule broken (the CEL validations run in the order of guardrails.violations).
+    assert ours and field in ours[0], ours
+    # The API server's words are the operator's, word for word.
+    assert ours[0] in res.message, (ours[0], res.message)
+    assert f"InferencePolicy {POLICY}" in res.message
+
+
+@pytest.mark.parametrize("spec", ADMITTED, ids=range(len(ADMITTED)))
+def test_allowed_specs_are_admitted(
+    cluster: Cluster, guarded: tuple[str, str], spec: dict[str, Any]
+) -> None:
+    governed, _ = guarded
+    assert expected(cluster, governed, spec) == []
+    res = cluster.apply(infd(governed, "admitted", **spec), check=False)
+    assert res.ok, res.message
+
+
+def test_a_namespace_the_policy_does_not_select_is_untouched(
+    cluster: Cluster, guarded: tuple[str, str]
+) -> None:
+    _, other = guarded
+    spec = REFUSED[1][0]
+    assert expected(cluster, other, spec) == []
+    res = cluster.apply(infd(other, "unselected", **spec), check=False)
+    assert res.ok, res.message
+
+
+def test_metadata_writes_pass_on_an_object_admitted_before_the_policy(
+    cluster: Cluster, guarded: tuple[str, str]
+) -> None:
+    """The operator's finalizer and annotations must still be written, or the object could
+    never be deleted; only spec changes are judged."""
+    governed, _ = guarded
+    policy = cluster.get("inferencepolicy", POLICY)
+    assert policy is not None
+    # Stand the policy down, admit an object it forbids, then bring it back.
+    cluster.kubectl("delete", "inferencepolicy", POLICY)
+    forbidden = infd(governed, "older", **REFUSED[1][0])
+    eventually(lambda: cluster.apply(forbidden, check=False).ok, timeout=30, what="admitted")
+    cluster.apply(
+        {
+            "apiVersion": "infer.dev/v1alpha1",
+            "kind": "InferencePolicy",
+            "metadata": {"name": POLICY},
+            "spec": POLICY_SPEC,
+        }
+    )
+    eventually(
+        lambda: not cluster.apply(infd(governed, "probe2", **REFUSED[1][0]), check=False).ok,
+        timeout=30,
+        what="the policy back in force",
+    )
+    patched = cluster.kubectl(
+        "-n",
+        governed,
+        "patch",
+        "infd",
+        "older",
+        "--type=merge",
+        "-p",
+        json.dumps(
+            {"metadata": {"finalizers": ["infer.dev/finalizer"], "annotations": {"a": "b"}}}
+        ),
+        check=False,
+    )
+    assert patched.returncode == 0, patched.stderr
+    edited = cluster.kubectl(
+        "-n",
+        governed,
+        "patch",
+        "infd",
+        "older",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"autoscaling": {"maxReplicas": 2}}}),
+        check=False,
+    )
+    assert edited.returncode != 0 and "spec.accelerator.types" in edited.stderr, edited.stderr
+    cluster.kubectl(
+        "-n",
+        governed,
+        "patch",
+        "infd",
+        "older",
+        "--type=merge",
+        "-p",
+        json.dumps({"metadata": {"finalizers": None}}),
+    )
