@@ -105,6 +105,8 @@ class WorkloadView:
     pool_limit: str | None = None  # why our NodePool launches no more nodes (its limits)
     stuck: str | None = None  # the Deployment's ProgressDeadlineExceeded message
     invalid: str | None = None  # a spec problem the schema could not see
+    invalid_reason: str = "InvalidSpec"  # or PolicyDenied: an InferencePolicy forbids it
+    budget: str | None = None  # why fewer replicas run than asked (the namespace's budget)
 
     @property
     def rollout_done(self) -> bool:
@@ -122,12 +124,13 @@ class WorkloadView:
 def workload_conditions(v: WorkloadView) -> list[Cond]:
     """Our conditions plus kstatus' Reconciling and Stalled (what Flux and kstatus read)."""
     if v.invalid:
+        why = v.invalid_reason
         return [
-            Cond("Ready", "False", "InvalidSpec", v.invalid),
-            Cond("Progressing", "False", "InvalidSpec", v.invalid),
-            Cond("Degraded", "True", "InvalidSpec", v.invalid),
-            Cond("Reconciling", "False", "InvalidSpec", v.invalid),
-            Cond("Stalled", "True", "InvalidSpec", v.invalid),
+            Cond("Ready", "False", why, v.invalid),
+            Cond("Progressing", "False", why, v.invalid),
+            Cond("Degraded", "True", why, v.invalid),
+            Cond("Reconciling", "False", why, v.invalid),
+            Cond("Stalled", "True", why, v.invalid),
         ]
     done = v.rollout_done and v.ready >= v.desired
     counts = f"{v.updated}/{v.desired} replicas updated, {v.ready} ready"
@@ -165,6 +168,8 @@ def workload_conditions(v: WorkloadView) -> list[Cond]:
         degraded = Cond("Degraded", "True", "InsufficientCapacity", v.unschedulable)
     elif v.stuck:
         degraded = Cond("Degraded", "True", "ProgressDeadlineExceeded", v.stuck)
+    elif v.budget:
+        degraded = Cond("Degraded", "True", "LimitedByBudget", v.budget)
     else:
         degraded = Cond("Degraded", "False", "AsExpected", "no problems seen")
     stalled = degraded.status == "True"

@@ -177,3 +177,13 @@ def budget_message(budget: Budget, wanted: int, allowed: int, others: int) -> st
         "other InferenceDeployments)"
     )
 
+
+def others_devices(me: str, held: Mapping[str, int], claimed: Mapping[str, int]) -> int:
+    """Devices the namespace's other InferenceDeployments hold: for each, the larger of what it
+    asks for now (its spec.replicas) and what this operator last granted it (a decision KEDA may
+    not have applied yet). The larger, so two models growing at once cannot both take the room."""
+    return sum(
+        max(held.get(name, 0), claimed.get(name, 0))
+        for name in set(held) | set(claimed)
+        if name != me
+    )

@@ -162,4 +162,3 @@ class InferencePolicy(Base):
     """InferencePolicy: what the InferenceDeployments of the namespaces it selects may use."""
 
     spec: InferencePolicySpec
-

@@ -84,16 +84,21 @@ def status_patch(old: Mapping[str, Any], seen: Observed, stamp: str) -> StatusUp
 
 
 def invalid_status_patch(
-    old: Mapping[str, Any], message: str, generation: int | None, stamp: str
+    old: Mapping[str, Any],
+    message: str,
+    generation: int | None,
+    stamp: str,
+    reason: str = "InvalidSpec",
 ) -> StatusUpdate:
-    """A spec the schema let through but the models refuse: reported once per generation."""
+    """A spec the schema let through but the models refuse (InvalidSpec), or one an
+    InferencePolicy forbids (PolicyDenied): reported once per generation and message."""
     before = list(old.get("conditions") or [])
-    view = WorkloadView(0, 0, 0, 0, invalid=message)
+    view = WorkloadView(0, 0, 0, 0, invalid=message, invalid_reason=reason)
     conds = set_conditions(before, workload_conditions(view), stamp, generation)
     if conditions_equal(before, conds) and old.get("observedGeneration") == generation:
         return StatusUpdate({}, [])
     return StatusUpdate(
         {"observedGeneration": generation},
-        [Cond("Degraded", "True", "InvalidSpec", message)],
+        [Cond("Degraded", "True", reason, message)],
         owned(conds, WORKLOAD_CONDITIONS),
     )

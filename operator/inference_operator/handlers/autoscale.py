@@ -9,6 +9,7 @@ so a restarted operator resumes with it (and otherwise starts in panic mode: no 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import time
@@ -29,6 +30,7 @@ from inference_operator.api.conditions import (
     set_conditions,
     without_nulls,
 )
+from inference_operator.api.guardrails import budget_message, namespace_budget
 from inference_operator.api.models import (
     GROUP,
     PLURAL,
@@ -41,13 +43,13 @@ from inference_operator.api.status import LEARNED_CAPACITY
 from inference_operator.builders.buffer import build_capacity_buffer
 from inference_operator.builders.names import SCALING_MANAGER, Owner
 from inference_operator.capacity.performance import prior_for
-from inference_operator.handlers import cache
+from inference_operator.handlers import budget, cache
 from inference_operator.handlers.conditions import apply_conditions
 from inference_operator.kube import apply as kube
 from inference_operator.kube.children import Children
 from inference_operator.metrics.reader import Fleet, PrometheusReader
 from inference_operator.scaler.decisions import DECISIONS, Decision, Key
-from inference_operator.scaling.model import State
+from inference_operator.scaling.model import Recommendation, State
 from inference_operator.scaling.policy import policy_from_spec
 from inference_operator.scaling.recommend import recommend
 from inference_operator.scaling.report import (
@@ -158,6 +160,7 @@ def decide(
     state = _memory.get(meta["uid"]) or State.from_dict(status.get("scalerState"))
     rec, state = recommend(reading.observation, policy, state, now)
     _memory[meta["uid"]] = state
+    rec = _within_budget(key, spec, rec, cache.guard(key[0], indexes))
     DECISIONS.put(key, Decision(rec.replicas, pods, now, children.hpa_tolerance()))
     telemetry.RECOMMENDED.labels(*key).set(rec.replicas)
     telemetry.READY.labels(*key).set(ready)
@@ -234,6 +237,31 @@ def decide(
         patch.status["scalerState"] = state.to_dict()
 
 
+def _within_budget(
+    key: Key, spec: InferenceDeploymentSpec, rec: Recommendation, guard: cache.Guard
+) -> Recommendation:
+    """The decision held to the namespace's device budget (InferencePolicy), if any. After the
+    brain: its memory keeps what the signals ask for, so the model grows as room frees up."""
+    limit = namespace_budget(guard.labels, guard.policies)
+    per_replica = spec.accelerator.per_replica
+    granted, others = budget.grant(*key, per_replica, rec.replicas, limit, guard.held)
+    if limit is None or granted >= rec.replicas:
+        return rec
+    # Without live numbers: a message that changed every tick would cost a write per tick.
+    detail = (
+        f"the recommendation ({granted}) is held by InferencePolicy {limit.policy}: "
+        f"maxDevicesPerNamespace {limit.devices}"
+    )
+    return dataclasses.replace(
+        rec,
+        replicas=granted,
+        reason=f"{rec.reason}; {budget_message(limit, rec.replicas, granted, others)}",
+        limited=True,
+        limited_by="budget",
+        limit_detail=detail,
+    )
+
+
 def _size_warm_capacity(
     owner: Owner,
     spec: InferenceDeploymentSpec,
@@ -274,6 +302,7 @@ def _size_warm_capacity(
 def forget(meta: kopf.Meta, **_: Any) -> None:
     key = (meta["namespace"], meta["name"])
     DECISIONS.forget(key)
+    budget.forget(*key)
     _memory.pop(meta["uid"], None)
     for gauge in (telemetry.RECOMMENDED, telemetry.READY):
         with contextlib.suppress(KeyError):

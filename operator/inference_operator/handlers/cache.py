@@ -6,10 +6,16 @@ through kube.children.Children (`children()` below)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
+from inference_operator.api.errors import spec_errors
+from inference_operator.api.guardrails import Named
+from inference_operator.api.models import GROUP, PLURAL, VERSION
+from inference_operator.api.policy import POLICY_PLURAL, InferencePolicySpec
 from inference_operator.builders.names import OWNER_LABEL
 from inference_operator.builders.nodepool import OWNER_NAME, OWNER_NAMESPACE
 from inference_operator.kube import apply as kube
@@ -110,3 +116,69 @@ def live(
     if held.is_cached(api_version, kind):
         return held.get(api_version, kind, name)
     return kube.get(api_version, kind, name, namespace)
+
+
+# --- InferencePolicy guardrails: the policies, the namespaces' labels and the devices held ---
+POLICIES = "inference_policies"
+NAMESPACE_LABELS = "namespace_labels"
+HELD_DEVICES = "held_devices"
+
+
+@kopf.index(GROUP, VERSION, POLICY_PLURAL, id=POLICIES)
+def inference_policies(
+    name: str, spec: kopf.Spec, logger: kopf.Logger, **_: Any
+) -> dict[str, Named]:
+    try:
+        return {"all": (name, InferencePolicySpec.model_validate(dict(spec)))}
+    except ValidationError as e:
+        # The CRD's schema refuses what the model would; an older CRD might not.
+        logger.error(f"InferencePolicy {name} is ignored: {'; '.join(spec_errors(e))}")
+        return {}
+
+
+@kopf.index("", "v1", "namespaces", id=NAMESPACE_LABELS)
+def namespace_labels(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
+    return {name: dict(labels)}
+
+
+DEVICE_RESOURCES = ("nvidia.com/gpu", "aws.amazon.com/neuroncore")
+
+
+@kopf.index("apps", "v1", "deployments", id=HELD_DEVICES, labels={OWNER_LABEL: kopf.PRESENT})
+def held_devices(
+    namespace: str | None, spec: kopf.Spec, labels: kopf.Labels, **_: Any
+) -> dict[str, tuple[str, int]]:
+    """Devices each model's Deployment asks for: replicas times the devices its pods request.
+    The Deployment, not the InferenceDeployment: what runs is what the budget counts (the
+    operator may hold a Deployment below its owner's spec.replicas)."""
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    per_pod = 0
+    for c in containers:
+        limits = (c.get("resources") or {}).get("limits") or {}
+        per_pod += sum(int(limits.get(r, 0)) for r in DEVICE_RESOURCES)
+    replicas = spec.get("replicas", 1)
+    if not per_pod or not isinstance(replicas, int):
+        return {}  # the gateway's Deployment: no accelerators
+    return {str(namespace): (str(labels[OWNER_LABEL]), per_pod * replicas)}
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What the guardrails need to judge one InferenceDeployment."""
+
+    labels: dict[str, str]  # its namespace's
+    policies: list[Named]
+    held: dict[str, int]  # devices by InferenceDeployment name in its namespace
+
+
+def guard(namespace: str, indexes: Mapping[str, Any]) -> Guard:
+    def values(index_id: str, key: str) -> list[Any]:
+        index = indexes.get(index_id)
+        return list(index.get(key, ())) if index is not None else []
+
+    labels: dict[str, str] = next(iter(values(NAMESPACE_LABELS, namespace)), {})
+    return Guard(
+        labels=labels,
+        policies=values(POLICIES, "all"),
+        held=dict(values(HELD_DEVICES, namespace)),
+    )

@@ -6,6 +6,7 @@ Level-based: every pass builds the whole desired state from the spec and applies
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import threading
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 from inference_operator import runtime, telemetry
 from inference_operator.api.conditions import deployment_view, rfc3339
 from inference_operator.api.errors import spec_errors
+from inference_operator.api.guardrails import budget_message, namespace_budget, violations
 from inference_operator.api.models import GROUP, PLURAL, VERSION, InferenceDeploymentSpec
 from inference_operator.api.status import (
     Observed,
@@ -31,7 +33,7 @@ from inference_operator.builders.nodepool import OWNER_NAME, OWNER_NAMESPACE
 from inference_operator.builders.plan import Available, build_all
 from inference_operator.builders.workload import device_resource
 from inference_operator.capacity.assess import assess
-from inference_operator.handlers import cache
+from inference_operator.handlers import budget, cache
 from inference_operator.handlers.conditions import apply_conditions
 from inference_operator.kube import apply as kube
 from inference_operator.kube.children import Children, pool_limit_reached
@@ -60,11 +62,17 @@ def reconcile_workload(
 ) -> None:
     key = (body.meta["namespace"], body.meta["name"])
     with _locks[key], telemetry.timed("reconcile"):
-        _reconcile_workload(body, patch, logger, cache.children(key, indexes))
+        _reconcile_workload(
+            body, patch, logger, cache.children(key, indexes), cache.guard(key[0], indexes)
+        )
 
 
 def _reconcile_workload(
-    body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, children: Children
+    body: kopf.Body,
+    patch: kopf.Patch,
+    logger: kopf.Logger,
+    children: Children,
+    guard: cache.Guard,
 ) -> None:
     meta, status = body.meta, body.status
     owner = Owner(meta["name"], meta["namespace"], meta["uid"])
@@ -84,6 +92,24 @@ def _reconcile_workload(
 
     if meta.get("deletionTimestamp"):
         return  # going away: the garbage collector removes the children
+    broken = violations(spec, guard.labels, guard.policies)
+    if broken:
+        # Admission refuses these; this one predates the policy or came around it. Nothing is
+        # built or changed; what already runs stays (removing a serving model is the owner's
+        # call). Level-based: the next pass builds as soon as the spec or the policy allows.
+        _write(
+            body,
+            patch,
+            invalid_status_patch(
+                status, "; ".join(map(str, broken)), generation, stamp, "PolicyDenied"
+            ),
+        )
+        return
+    held_back = None
+    if not spec.autoscaling.enabled:
+        # Without autoscaling the budget holds spec.replicas here (the recommender holds its
+        # own decisions otherwise).
+        spec, held_back = _within_budget(owner, spec, guard)
     settings = runtime.settings()
     available = Available(
         pod_monitor=kube.has_kind("monitoring.coreos.com/v1", "PodMonitor"),
@@ -142,7 +168,9 @@ def _reconcile_workload(
         limit = pool_limit_reached(pool, device_resource(spec), spec.accelerator.per_replica)
     seen = Observed(
         generation=generation,
-        view=deployment_view(spec.replicas, deploy, stuck, limit),
+        view=dataclasses.replace(
+            deployment_view(spec.replicas, deploy, stuck, limit), budget=held_back
+        ),
         selector=owner.selector_string,
         spec_replicas=spec.replicas,
         autoscaling=spec.autoscaling.enabled,
@@ -151,6 +179,23 @@ def _reconcile_workload(
         gateway={"service": gateway_name(owner)} if spec.gateway is not None else None,
     )
     _write(body, patch, status_patch(status, seen, stamp))
+
+
+def _within_budget(
+    owner: Owner, spec: InferenceDeploymentSpec, guard: cache.Guard
+) -> tuple[InferenceDeploymentSpec, str | None]:
+    """The spec with as many replicas as the namespace's device budget allows, and why fewer."""
+    limit = namespace_budget(guard.labels, guard.policies)
+    wanted = spec.replicas
+    granted, others = budget.grant(
+        owner.namespace, owner.name, spec.accelerator.per_replica, wanted, limit, guard.held
+    )
+    if limit is None or granted >= wanted:
+        return spec, None
+    return (
+        spec.model_copy(update={"replicas": granted}),
+        budget_message(limit, wanted, granted, others),
+    )
 
 
 def _write(body: kopf.Body, patch: kopf.Patch, update: StatusUpdate) -> None:
@@ -196,6 +241,7 @@ def child_changed(event: kopf.RawEvent, body: kopf.Body, logger: kopf.Logger, **
 @kopf.on.delete(GROUP, VERSION, PLURAL, id="cleanup")
 def cleanup(meta: kopf.Meta, logger: kopf.Logger, **_: Any) -> None:
     """A namespaced owner cannot own a cluster-scoped NodePool: delete ours by label."""
+    budget.forget(meta["namespace"], meta["name"])
     if not kube.has_kind("karpenter.sh/v1", "NodePool"):
         return
     selector = f"{OWNER_NAMESPACE}={meta['namespace']},{OWNER_NAME}={meta['name']}"

@@ -224,6 +224,8 @@ class Recommendation:
     # True when min/max or a rate limit changed the answer; `limited_by` says which.
     limited: bool = False
     limited_by: str = ""
+    # For a limit set outside the spec (an InferencePolicy's budget): which, in words.
+    limit_detail: str = ""
     holding: bool = False
     # The per-replica capacity the rps signal used (None: no rate signal or no capacity).
     capacity: Capacity | None = None

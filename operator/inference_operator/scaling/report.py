@@ -17,6 +17,7 @@ LIMIT_REASONS = {
     "scaleUpRate": "ScaleUpLimited",
     "scaleDownRate": "ScaleDownLimited",
     "panic": "PanicMode",
+    "budget": "LimitedByBudget",
 }
 
 
@@ -130,7 +131,7 @@ def scaling_limited(rec: Recommendation) -> Cond:
             "ScalingLimited",
             "True",
             LIMIT_REASONS[rec.limited_by],
-            f"the recommendation ({rec.replicas}) is held by {rec.limited_by}",
+            rec.limit_detail or f"the recommendation ({rec.replicas}) is held by {rec.limited_by}",
         )
     return Cond(
         "ScalingLimited",
