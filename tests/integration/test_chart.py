@@ -30,6 +30,13 @@ VARIANTS = {
         "gateway.enabled=true,metrics.serviceMonitor.enabled=true,dashboard.enabled=true",
     ],
     "one-namespace-single-replica": ["--set", "watchNamespace=NS,replicaCount=1"],
+    "gateway-tenants-no-admission-policy": [
+        "--set",
+        "gateway.enabled=true,guardrails.admissionPolicy=false",
+        "--set-json",
+        'gateway.tenants=[{"name":"team-a","secretName":"a-key","share":2,"maxConcurrency":8,'
+        '"models":["llama"]},{"name":"team-b","secretName":"b-key","secretKey":"token"}]',
+    ],
 }
 
 

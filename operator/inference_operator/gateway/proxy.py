@@ -4,8 +4,12 @@ A request takes a slot on the least busy Ready replica of its model. With no fre
 replicas, or every replica at max_per_replica) it waits in a bounded queue; the queue's length
 is exported as inference_gateway_requests_waiting, which the recommender reads, so a model at
 zero replicas is woken by the requests waiting for it. Errors are always an OpenAI-style JSON body
-with a status that says what happened: 400 unreadable, 404 unknown model, 429 queue full, 503
-waited too long, 502 the replica failed.
+with a status that says what happened: 400 unreadable, 401 no or unknown API key, 403 a model
+the tenant may not use, 404 unknown model, 429 a queue or a tenant's limit full, 503 waited too
+long, 502 the replica failed.
+
+With tenants (gateway/tenants.py) a freed slot goes to the waiting tenant with the fewest
+requests in flight on that model per unit of share, not to whoever came first.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 
 from inference_operator.gateway.pool import Pool, Target
+from inference_operator.gateway.tenants import ANONYMOUS, Queues, Tenant, Tenants, Waiter, fair_pick
 from inference_operator.metrics.queries import (
     GATEWAY_DEPLOYMENT_LABEL,
     GATEWAY_NAMESPACE_LABEL,
@@ -88,7 +94,13 @@ class Route:
     deployment: str
     pool: Pool
     waiting: int = 0
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    queues: Queues = field(default_factory=Queues)
+
+
+log = logging.getLogger(__name__)
+QUEUE_BUCKETS = (0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600)
+# Seconds between re-reads of the tenants' key files (a rotated Secret reaches the mount later).
+KEY_RELOAD_SECONDS = 30.0
 
 
 class Metrics:
@@ -126,18 +138,44 @@ class Metrics:
             "inference_gateway_queue_seconds",
             "Time a request waited for a replica.",
             labels,
-            buckets=(0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
+            buckets=QUEUE_BUCKETS,
+            registry=self.registry,
+        )
+        # By tenant name only: never a key.
+        self.tenant_requests = Counter(
+            "inference_gateway_tenant_requests",
+            "Requests by tenant and outcome.",
+            ["tenant", "code"],
+            registry=self.registry,
+        )
+        self.tenant_in_flight = Gauge(
+            "inference_gateway_tenant_in_flight",
+            "A tenant's requests being served, all models.",
+            ["tenant"],
+            registry=self.registry,
+        )
+        self.tenant_queue_seconds = Histogram(
+            "inference_gateway_tenant_queue_seconds",
+            "Time a tenant's request waited for a replica.",
+            ["tenant"],
+            buckets=QUEUE_BUCKETS,
             registry=self.registry,
         )
 
 
 class Gateway:
     def __init__(
-        self, limits: Limits | None = None, zone: str | None = None, dial: Dialer = direct
+        self,
+        limits: Limits | None = None,
+        zone: str | None = None,
+        dial: Dialer = direct,
+        tenants: Tenants | None = None,
     ) -> None:
         self.limits = limits or Limits()
         self.dial = dial
         self.zone = zone
+        self.tenants = tenants
+        self.anonymous = Tenant(ANONYMOUS)
         self.routes: dict[str, Route] = {}
         self.metrics = Metrics()
         self._session: aiohttp.ClientSession | None = None
@@ -160,18 +198,33 @@ class Gateway:
             if (route.namespace, route.deployment) == (namespace, deployment):
                 route.pool.update(targets)
                 self.metrics.replicas.labels(namespace, deployment).set(route.pool.ready)
-                async with route.changed:
-                    route.changed.notify_all()
+                self._dispatch(route)
 
     # --- the request path ---
 
     def _waiting_gauge(self, route: Route) -> Gauge:
         return self.metrics.waiting.labels(route.namespace, route.deployment)
 
-    async def _acquire(self, route: Route, request: web.Request) -> Target:
-        target = route.pool.acquire(time.monotonic())
-        if target is not None:
-            return target
+    def _take(self, route: Route, tenant: Tenant) -> None:
+        tenant.in_flight += 1
+        route.queues.in_flight[tenant.name] = route.queues.in_flight.get(tenant.name, 0) + 1
+        self.metrics.tenant_in_flight.labels(tenant.name).set(tenant.in_flight)
+
+    def _dispatch(self, route: Route) -> None:
+        """Hand free slots to waiters, fairly across tenants (tenants.fair_pick)."""
+        now = time.monotonic()
+        while (waiter := fair_pick(route.queues)) is not None:
+            target = route.pool.acquire(now)
+            if target is None:
+                return
+            route.queues.remove(waiter)
+            if waiter.future.done():  # its client left a moment ago
+                route.pool.release(target)
+                continue
+            self._take(route, waiter.tenant)
+            waiter.future.set_result(target)
+
+    def _refuse_queueing(self, route: Route, tenant: Tenant) -> None:
         if route.waiting >= self.limits.max_waiting:
             raise Rejected(
                 429,
@@ -179,11 +232,35 @@ class Gateway:
                 f"{route.waiting} requests already wait for model replicas "
                 f"(gateway limit maxWaiting={self.limits.max_waiting}); retry later",
             )
-        deadline = time.monotonic() + self.limits.queue_timeout_seconds
-        route.waiting += 1
-        self._waiting_gauge(route).set(route.waiting)
+        most = tenant.config.max_waiting
+        if most is not None and tenant.waiting >= most:
+            concurrency = tenant.config.max_concurrency
+            raise Rejected(
+                429,
+                "tenant_limit",
+                f"tenant {tenant.name}: {tenant.in_flight} requests in flight and "
+                f"{tenant.waiting} waiting (tenant limits maxConcurrency="
+                f"{concurrency if concurrency is not None else 'none'}, maxWaiting={most}); "
+                "retry later",
+            )
+
+    async def _acquire(self, route: Route, request: web.Request, tenant: Tenant) -> Target:
+        if not route.queues.waiting and not tenant.at_capacity:
+            target = route.pool.acquire(time.monotonic())
+            if target is not None:
+                self._take(route, tenant)
+                return target
+        self._refuse_queueing(route, tenant)
         started = time.monotonic()
+        deadline = started + self.limits.queue_timeout_seconds
+        waiter = Waiter(tenant, started, asyncio.get_running_loop().create_future())
+        route.queues.push(waiter)
+        route.waiting += 1
+        tenant.waiting += 1
+        self._waiting_gauge(route).set(route.waiting)
+        served = False
         try:
+            self._dispatch(route)
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -196,24 +273,60 @@ class Gateway:
                     )
                 if request.transport is None or request.transport.is_closing():
                     raise asyncio.CancelledError  # the client left: give the place back
-                async with route.changed:
-                    # Wake periodically to notice a client that went away while waiting.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(route.changed.wait(), timeout=min(left, 0.5))
-                target = route.pool.acquire(time.monotonic())
-                if target is not None:
-                    return target
+                # Wake periodically: to notice a client that went away, and to retry replicas
+                # that were cooling after a refused connection.
+                with contextlib.suppress(TimeoutError):
+                    taken: Target = await asyncio.wait_for(
+                        asyncio.shield(waiter.future), timeout=min(left, 0.5)
+                    )
+                    served = True
+                    return taken
+                self._dispatch(route)
         finally:
+            route.queues.remove(waiter)
+            if not served:
+                if waiter.future.done() and not waiter.future.cancelled():
+                    # A slot was taken for it just as it gave up: give the slot back.
+                    self._release(route, tenant, waiter.future.result())
+                else:
+                    waiter.future.cancel()
             route.waiting -= 1
+            tenant.waiting -= 1
             self._waiting_gauge(route).set(route.waiting)
-            self.metrics.queue_seconds.labels(route.namespace, route.deployment).observe(
-                time.monotonic() - started
-            )
+            waited = time.monotonic() - started
+            self.metrics.queue_seconds.labels(route.namespace, route.deployment).observe(waited)
+            self.metrics.tenant_queue_seconds.labels(tenant.name).observe(waited)
 
-    async def _release(self, route: Route, target: Target) -> None:
+    def _release(self, route: Route, tenant: Tenant, target: Target) -> None:
         route.pool.release(target)
-        async with route.changed:
-            route.changed.notify(1)
+        tenant.in_flight -= 1
+        route.queues.in_flight[tenant.name] -= 1
+        self.metrics.tenant_in_flight.labels(tenant.name).set(tenant.in_flight)
+        self._dispatch(route)
+        if tenant.config.max_concurrency is not None:
+            # Below its limit again: its requests waiting for other models may go now.
+            for other in self.routes.values():
+                if other is not route and tenant.name in other.queues.waiting:
+                    self._dispatch(other)
+
+    def _tenant(self, request: web.Request, model: str) -> Tenant:
+        if self.tenants is None:
+            return self.anonymous
+        tenant = self.tenants.authenticate(request.headers.get("Authorization"))
+        if tenant is None:
+            raise Rejected(
+                401,
+                "authentication_error",
+                "missing or unknown API key: send Authorization: Bearer <your tenant's key>",
+            )
+        if not tenant.may_use(model):
+            raise Rejected(
+                403,
+                "permission_denied",
+                f"tenant {tenant.name} may not use model {model!r} "
+                f"(allowed: {', '.join(tenant.config.models)})",
+            )
+        return tenant
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -228,6 +341,11 @@ class Gateway:
                 "invalid_request_error",
                 'body: expected a JSON object with a string "model" field',
             )
+        try:
+            # Who asks comes first: an unknown caller learns nothing of the models.
+            tenant = self._tenant(request, model)
+        except Rejected as e:
+            return error_response(e.status, e.kind, e.message)
         route = self.routes.get(model)
         if route is None:
             known = ", ".join(sorted(self.routes)) or "none"
@@ -237,7 +355,7 @@ class Gateway:
         self.metrics.received.labels(route.namespace, route.deployment).inc()
         code = "200"
         try:
-            response = await self._forward(route, request, raw)
+            response = await self._forward(route, request, raw, tenant)
             code = str(response.status)
             return response
         except Rejected as e:
@@ -249,13 +367,18 @@ class Gateway:
             raise
         finally:
             self.metrics.requests.labels(route.namespace, route.deployment, code).inc()
+            self.metrics.tenant_requests.labels(tenant.name, code).inc()
 
-    async def _forward(self, route: Route, request: web.Request, raw: bytes) -> web.StreamResponse:
+    async def _forward(
+        self, route: Route, request: web.Request, raw: bytes, tenant: Tenant
+    ) -> web.StreamResponse:
         assert self._session is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        # A tenant's key stops here: replicas never see it.
+        dropped = HOP_BY_HOP | ({"authorization"} if self.tenants is not None else set())
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
         refused: list[str] = []
         while True:
-            target = await self._acquire(route, request)
+            target = await self._acquire(route, request, tenant)
             in_flight = self.metrics.in_flight.labels(route.namespace, route.deployment)
             in_flight.inc()
             try:
@@ -274,7 +397,7 @@ class Gateway:
                     ) from None
             finally:
                 in_flight.dec()
-                await self._release(route, target)
+                self._release(route, tenant, target)
 
     async def _stream(
         self, target: Target, request: web.Request, raw: bytes, headers: dict[str, str]
@@ -309,10 +432,21 @@ class Gateway:
             await response.write_eof()
             return response
 
-    async def models(self, _: web.Request) -> web.Response:
+    async def models(self, request: web.Request) -> web.Response:
+        tenant = self.anonymous
+        if self.tenants is not None:
+            found = self.tenants.authenticate(request.headers.get("Authorization"))
+            if found is None:
+                return error_response(
+                    401,
+                    "authentication_error",
+                    "missing or unknown API key: send Authorization: Bearer <your tenant's key>",
+                )
+            tenant = found
         data = [
             {"id": m, "object": "model", "owned_by": r.namespace}
             for m, r in sorted(self.routes.items())
+            if tenant.may_use(m)
         ]
         return web.json_response({"object": "list", "data": data})
 
@@ -345,4 +479,22 @@ class Gateway:
             await self._session.close()
 
         app.cleanup_ctx.append(session)
+        if self.tenants is not None:
+            app.cleanup_ctx.append(self._reload_keys)
         return app
+
+    async def _reload_keys(self, _: web.Application) -> Any:
+        """Re-read the tenants' key files now and then: kubelet updates a mounted Secret in
+        place when it is rotated."""
+        assert self.tenants is not None
+        tenants = self.tenants
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(KEY_RELOAD_SECONDS)
+                for problem in tenants.reload():
+                    log.warning("tenant keys: %s", problem)
+
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
 from inference_operator.gateway.discovery import Discovery
 from inference_operator.gateway.proxy import Dialer, Gateway, Limits, direct
+from inference_operator.gateway.tenants import Tenants, parse_tenants
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,6 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--shutdown-timeout", type=float, default=600.0, help="seconds open streams get on SIGTERM"
     )
+    p.add_argument(
+        "--tenants",
+        default=None,
+        metavar="FILE",
+        help="YAML: tenants with API keys (key files), shares and limits; none: open to all",
+    )
 
 
 def _limits(args: argparse.Namespace) -> Limits:
@@ -45,8 +56,24 @@ def _limits(args: argparse.Namespace) -> Limits:
     return Limits(args.max_per_replica, args.max_waiting, args.queue_timeout)
 
 
+def load_tenants(path: str | None) -> Tenants | None:
+    if path is None:
+        return None
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise SystemExit(f"--tenants {path}: {e.strerror}") from None
+    try:
+        tenants = Tenants(parse_tenants(text, f"--tenants {path}"))
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    for problem in tenants.problems:
+        log.warning("tenant keys: %s", problem)
+    return tenants
+
+
 def run(args: argparse.Namespace) -> int:
-    gateway = Gateway(_limits(args), args.zone)
+    gateway = Gateway(_limits(args), args.zone, tenants=load_tenants(args.tenants))
 
     async def start_discovery(_: web.Application) -> None:
         Discovery(gateway, asyncio.get_running_loop(), args.namespace, args.deployment).start()
@@ -73,6 +100,7 @@ def start_in_thread(
     namespace: str | None = None,
     dial: Dialer = direct,
     zone: str | None = None,
+    tenants: Tenants | None = None,
 ) -> Running:
     """The same gateway on a background thread with its own loop (tests, the local demo)."""
     ready: dict[str, Running] = {}
@@ -82,7 +110,7 @@ def start_in_thread(
     def main() -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        gateway = Gateway(limits or Limits(), zone, dial)
+        gateway = Gateway(limits or Limits(), zone, dial, tenants)
         runner = web.AppRunner(gateway.app())
         loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, host, 0)

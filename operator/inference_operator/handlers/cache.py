@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from inference_operator.api.errors import spec_errors
 from inference_operator.api.guardrails import Named
-from inference_operator.api.models import GROUP, PLURAL, VERSION
+from inference_operator.api.models import GROUP, VERSION
 from inference_operator.api.policy import POLICY_PLURAL, InferencePolicySpec
 from inference_operator.builders.names import OWNER_LABEL
 from inference_operator.builders.nodepool import OWNER_NAME, OWNER_NAMESPACE
