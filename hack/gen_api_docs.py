@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from inference_operator.api.crd import render_crd
+from inference_operator.api.crd import render_crd, render_policy_crd
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "docs" / "api.md"
@@ -87,6 +87,20 @@ def rendered() -> str:
         ]
         _rows(schema["properties"][part], part, lines)
         lines.append("")
+    policy = render_policy_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    lines += [
+        "# API reference: `infer.dev/v1alpha1` InferencePolicy",
+        "",
+        "Cluster-scoped guardrails for the InferenceDeployments of the namespaces a policy",
+        "selects (docs/guardrails.md). Short name `infpol`.",
+        "",
+        "## spec",
+        "",
+        "| field | type | required | default | description | limits |",
+        "|---|---|---|---|---|---|",
+    ]
+    _rows(policy["properties"]["spec"], "spec", lines)
+    lines.append("")
     return "\n".join(lines)
 
 

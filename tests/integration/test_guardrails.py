@@ -116,7 +116,8 @@ def guarded(cluster: Cluster) -> Iterator[tuple[str, str]]:
     # The API server picks up new policies and parameters within a second or so.
     eventually(
         lambda: not cluster.apply(infd(governed, "probe", **REFUSED[0][0]), check=False).ok,
-        timeout=30,
+        # Seconds usually; the API server starts an informer for the parameter kind first.
+        timeout=120,
         what="the admission policy in force",
     )
     yield governed, other
@@ -185,7 +186,7 @@ def test_metadata_writes_pass_on_an_object_admitted_before_the_policy(
     )
     eventually(
         lambda: not cluster.apply(infd(governed, "probe2", **REFUSED[1][0]), check=False).ok,
-        timeout=30,
+        timeout=120,
         what="the policy back in force",
     )
     patched = cluster.kubectl(
@@ -224,3 +225,105 @@ def test_metadata_writes_pass_on_an_object_admitted_before_the_policy(
         "-p",
         json.dumps({"metadata": {"finalizers": None}}),
     )
+
+
+def test_a_tenant_with_rights_in_its_namespace_gets_nothing_more(
+    cluster: Cluster, guarded: tuple[str, str]
+) -> None:
+    """alice may do anything with InferenceDeployments in tenant-a, and nothing else. As alice
+    (impersonation, authorized by the real API server's RBAC): no forbidden accelerator, image,
+    size or NodePool through an InferenceDeployment, no NodePool or policy of her own, no
+    relabelled namespace, nothing in another namespace."""
+    governed, other = guarded
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "infd-editor", "namespace": governed},
+        "rules": [
+            {
+                "apiGroups": ["infer.dev"],
+                "resources": ["inferencedeployments"],
+                "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+            }
+        ],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "alice", "namespace": governed},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "infd-editor"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}],
+    }
+    cluster.apply(role)
+    cluster.apply(binding)
+
+    def as_alice(*args: str, body: dict[str, Any] | None = None) -> tuple[bool, str]:
+        res = cluster.kubectl(
+            "--as=alice",
+            *args,
+            input=json.dumps(body) if body is not None else None,
+            check=False,
+        )
+        return res.returncode == 0, res.stdout + res.stderr
+
+    # Her rights work for what the policy allows (RBAC changes take a moment to be seen).
+    eventually(
+        lambda: as_alice("create", "-f", "-", body=infd(governed, "mine", **ALLOWED))[0],
+        timeout=30,
+        what="alice may create an allowed InferenceDeployment",
+    )
+    for spec, field in (
+        (edit(accelerator={"kind": "nvidia", "types": ["p5.48xlarge"]}), "spec.accelerator.types"),
+        (edit(engine={"image": "docker.io/alice/vllm:latest"}), "spec.engine.image"),
+        (edit(autoscaling={"maxReplicas": 100}), "spec.autoscaling.maxReplicas"),
+        (edit(nodePool={"create": True, "maxDevices": 1000}), "spec.nodePool.maxDevices"),
+        (edit(capacity={"warm": {"replicas": 4}}), "spec.capacity.warm"),
+    ):
+        ok, out = as_alice("create", "-f", "-", body=infd(governed, "sneaky", **spec))
+        assert not ok and f"InferencePolicy {POLICY}: {field}" in out, out
+    # An edit is judged like a create.
+    ok, out = as_alice(
+        "-n",
+        governed,
+        "patch",
+        "infd",
+        "mine",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"engine": {"image": "docker.io/alice/vllm:latest"}}}),
+    )
+    assert not ok and "spec.engine.image" in out, out
+    nodepool = {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": "alices"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "nodeClassRef": {
+                        "group": "karpenter.k8s.aws",
+                        "kind": "EC2NodeClass",
+                        "name": "x",
+                    },
+                    "requirements": [],
+                }
+            }
+        },
+    }
+    loosened = {
+        "apiVersion": "infer.dev/v1alpha1",
+        "kind": "InferencePolicy",
+        "metadata": {"name": "alices"},
+        "spec": {},
+    }
+    for args, body in (
+        (("create", "-f", "-"), nodepool),
+        (("create", "-f", "-"), loosened),
+        (("create", "-f", "-"), infd(other, "elsewhere", **ALLOWED)),
+        (("label", "namespace", governed, "infer.dev/tenant=b", "--overwrite"), None),
+        (("delete", "inferencepolicy", POLICY), None),
+        (("-n", governed, "get", "secrets"), None),
+    ):
+        ok, out = as_alice(*args, body=body)
+        assert not ok and "Forbidden" in out, (args, out)
+    cluster.kubectl("-n", governed, "delete", "infd", "mine", "--ignore-not-found")

@@ -239,10 +239,10 @@ def test_keys_models_and_limits_answer_401_403_429_as_json_naming_the_limit(
 
 
 def test_one_tenant_flooding_does_not_starve_another(tmp_path: Path) -> None:
-    """alpha queues 120 requests (below the listen backlog of 128) at once; beta then sends 10 one after another. Each freed slot
-    goes to the waiting tenant with fewer in flight, so few of alpha's requests start between
-    a beta request's arrival and its start. First come, first served would start
-    all of alpha's queue (~116) first."""
+    """alpha queues 120 requests at once (below the listen backlog of 128); beta then sends 10,
+    one after another. Each freed slot goes to the waiting tenant with fewer in flight, so few of
+    alpha's requests start between a beta request's arrival and its start. First come, first
+    served would start all of alpha's queue (~116) first."""
 
     async def body() -> None:
         replica = Replica(seconds=0.05)
