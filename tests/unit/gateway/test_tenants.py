@@ -238,6 +238,14 @@ def test_keys_models_and_limits_answer_401_403_429_as_json_naming_the_limit(
     run(body())
 
 
+def quantile_le(gw: Gateway, tenant: str, q: float) -> float:
+    """The smallest bucket bound of the tenant's queue-wait histogram holding quantile q."""
+    samples = gw.metrics.tenant_queue_seconds.labels(tenant).collect()[0].samples
+    buckets = [(float(x.labels["le"]), x.value) for x in samples if x.name.endswith("_bucket")]
+    total = buckets[-1][1]
+    return next(le for le, n in buckets if n >= q * total)
+
+
 def test_one_tenant_flooding_does_not_starve_another(tmp_path: Path) -> None:
     """alpha queues 120 requests at once (below the listen backlog of 128); beta then sends 10,
     one after another. Each freed slot goes to the waiting tenant with fewer in flight, so few of
@@ -267,14 +275,20 @@ def test_one_tenant_flooding_does_not_starve_another(tmp_path: Path) -> None:
                     overtaken.append(mine - before)
                 alpha_left = gw.routes["m"].waiting
                 results = await asyncio.gather(*flood)
+                waited = {t: quantile_le(gw, t, 0.95) for t in ("alpha", "beta")}
         assert all(code == 200 for code, _ in results)
+        # beta's share is half the slots and it holds at most one: its p95 wait is one
+        # service time (the next slot to free), in the gateway's own histogram; alpha's is
+        # its whole queue's.
+        assert waited["beta"] <= 0.1 < 1 <= waited["alpha"], waited
         assert alpha_left > 0, "alpha's flood drained before beta finished: no contention"
         # Between a request leaving beta and its reaching the queue, a slot or two may free
         # and go to alpha: at most one round of the replica's slots, never alpha's queue.
         assert max(overtaken) <= slots < alpha_left, (overtaken, alpha_left)
         print(
             f"\nbeta overtaken by at most {max(overtaken)} alpha requests; beta's latency "
-            f"p100 {max(waits) * 1000:.0f} ms while {alpha_left} of alpha's still waited"
+            f"p100 {max(waits) * 1000:.0f} ms while {alpha_left} of alpha's still waited; "
+            f"p95 wait (histogram bucket) beta <= {waited['beta']}s, alpha <= {waited['alpha']}s"
         )
 
     run(body())
