@@ -23,6 +23,7 @@ UPSTREAM_CRDS = [
     *sorted((SHARED / "upstream/crds/karpenter/aws").glob("*.yaml")),
     SHARED / "upstream/crds/karpenter/autoscaling.x-k8s.io_capacitybuffers.yaml",
     *sorted((SHARED / "upstream/crds/prometheus-operator").glob("*.yaml")),
+    *sorted((SHARED / "upstream/crds/gateway-api-inference-extension").glob("*.yaml")),
 ]
 
 

@@ -55,10 +55,19 @@ def test_apply_creates_children_and_pods_run_on_gpu_nodes(
     svc = cluster.get("service", "llama", namespace)
     pdb = cluster.get("pdb", "llama", namespace)
     mon = cluster.get("podmonitor", "llama", namespace)
-    assert dep and svc and pdb and mon
+    # Gateway API Inference Extension v1.6.0's CRD is installed: the pool was accepted by it.
+    pool = cluster.get("inferencepool.inference.networking.k8s.io", "llama", namespace)
+    assert dep and svc and pdb and mon and pool
     uid = obj["metadata"]["uid"]
-    for child in (dep, svc, pdb, mon):
+    for child in (dep, svc, pdb, mon, pool):
         assert child["metadata"]["ownerReferences"][0]["uid"] == uid
+    # The pool selects exactly the model's vLLM pods, on the port they serve.
+    assert pool["spec"]["selector"]["matchLabels"] == svc["spec"]["selector"]
+    assert pool["spec"]["targetPorts"] == [{"number": 8000}]
+    served = {
+        p["metadata"]["name"] for p in cluster.list("pods", namespace, "infer.dev/deployment=llama")
+    }
+    assert len(served) == 2
     container = dep["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][:3] == [
         "meta-llama/Llama-3.1-8B-Instruct",

@@ -11,7 +11,7 @@ from typing import Any
 
 from inference_operator.api.defaults import DEFAULT_IMAGE, DEFAULT_PROMETHEUS_URL
 from inference_operator.api.models import InferenceDeploymentSpec
-from inference_operator.builders import buffer
+from inference_operator.builders import buffer, inference_pool
 from inference_operator.builders.autoscaling import (
     build_scaled_object,
     build_trigger_authentication,
@@ -39,6 +39,8 @@ class Available:
     prometheus_url: str = DEFAULT_PROMETHEUS_URL
     # The operator's image, which also runs the gateway.
     operator_image: str = DEFAULT_IMAGE
+    # The Gateway API Inference Extension's InferencePool (inference.networking.k8s.io/v1).
+    inference_pool: bool = False
 
 
 GATEWAY_KINDS = (
@@ -68,6 +70,8 @@ def build_all(
 ) -> Desired:
     """`warm_replicas`: the scaling brain's warm capacity (status.warm) for `warm.auto`."""
     out = Desired(apply=build_workload(owner, spec, available.pod_monitor))
+    if available.inference_pool:
+        out.apply.append(inference_pool.build_inference_pool(owner))
     out.apply += build_gateway(owner, spec, available.operator_image)
     if spec.gateway is None and had_gateway:
         # Only when status says one was made: a GET per kind on every pass costs the API server.

@@ -28,6 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="as if the prometheus-operator CRDs were not installed",
     )
+    p.add_argument(
+        "--inference-pool",
+        action="store_true",
+        help="as if the Gateway API Inference Extension's InferencePool CRD were installed",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"render: {e}", file=sys.stderr)
         return 2
     available = Available(
-        pod_monitor=not args.no_monitoring, keda=not args.no_keda, karpenter=not args.no_karpenter
+        pod_monitor=not args.no_monitoring,
+        keda=not args.no_keda,
+        karpenter=not args.no_karpenter,
+        inference_pool=args.inference_pool,
     )
     objects, problems = render(docs, available)
     for p in problems:

@@ -26,7 +26,7 @@ from inference_operator.api.status import (
     invalid_status_patch,
     status_patch,
 )
-from inference_operator.builders import buffer
+from inference_operator.builders import buffer, inference_pool
 from inference_operator.builders.gateway import gateway_name
 from inference_operator.builders.names import OWNER_LABEL, WORKLOAD_MANAGER, Owner
 from inference_operator.builders.nodepool import OWNER_NAME, OWNER_NAMESPACE
@@ -116,6 +116,7 @@ def _reconcile_workload(
         keda=kube.has_kind("keda.sh/v1alpha1", "ScaledObject"),
         karpenter=kube.has_kind("karpenter.sh/v1", "NodePool"),
         capacity_buffer=kube.has_kind(buffer.API_VERSION, buffer.KIND),
+        inference_pool=kube.has_kind(inference_pool.API_VERSION, inference_pool.KIND),
         scaler_address=settings.scaler_address if settings.scaler_port else None,
         scaler_tls_auth=settings.scaler_trigger_auth if settings.scaler_tls_dir else None,
         prometheus_url=settings.prometheus_url,

@@ -46,6 +46,7 @@ CHILD_KINDS = (
     Kind("keda.sh/v1alpha1", "TriggerAuthentication", "triggerauthentications"),
     Kind("karpenter.sh/v1", "NodePool", "nodepools", namespaced=False),
     Kind("autoscaling.x-k8s.io/v1beta1", "CapacityBuffer", "capacitybuffers"),
+    Kind("inference.networking.k8s.io/v1", "InferencePool", "inferencepools"),
 )
 BY_KIND = {(k.api_version, k.kind): k for k in CHILD_KINDS}
 PENDING_PODS = "pending_pods"

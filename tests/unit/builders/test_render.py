@@ -54,3 +54,21 @@ def test_render_without_input_or_with_broken_yaml(tmp_path: Path) -> None:
     broken = tmp_path / "b.yaml"
     broken.write_text("a: [")
     assert main(["render", "-f", str(broken)]) == 2
+
+
+def test_render_with_the_inference_extension_adds_one_pool_per_model(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    example = ROOT / "examples" / "llama-3-8b.yaml"
+    assert main(["render", "-f", str(example)]) == 0
+    assert "InferencePool" not in capsys.readouterr().out
+    assert main(["render", "-f", str(example), "--inference-pool"]) == 0
+    docs = list(yaml.safe_load_all(capsys.readouterr().out))
+    pools = [d for d in docs if d["kind"] == "InferencePool"]
+    service = next(d for d in docs if d["kind"] == "Service")
+    assert len(pools) == 1
+    pool = pools[0]
+    assert pool["apiVersion"] == "inference.networking.k8s.io/v1"
+    assert pool["metadata"]["name"] == service["metadata"]["name"]
+    assert pool["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    assert pool["spec"]["targetPorts"] == [{"number": service["spec"]["ports"][0]["port"]}]
