@@ -113,18 +113,34 @@ def guarded(cluster: Cluster) -> Iterator[tuple[str, str]]:
             "spec": POLICY_SPEC,
         }
     )
-    # The API server picks up new policies and parameters within a second or so.
-    eventually(
-        lambda: not cluster.apply(infd(governed, "probe", **REFUSED[0][0]), check=False).ok,
-        # Seconds usually; the API server starts an informer for the parameter kind first.
-        timeout=120,
-        what="the admission policy in force",
-    )
-    yield governed, other
-    cluster.kubectl("delete", "inferencepolicy", POLICY, "--ignore-not-found")
-    cluster.kubectl("delete", "-f", str(ADMISSION_POLICY), "--ignore-not-found")
-    for name in (governed, other):
-        cluster.delete_namespace(name)
+    try:
+        in_force(cluster, governed, REFUSED[0][0])
+        yield governed, other
+    finally:
+        cluster.kubectl("delete", "inferencepolicy", POLICY, "--ignore-not-found")
+        cluster.kubectl("delete", "-f", str(ADMISSION_POLICY), "--ignore-not-found")
+        for name in (governed, other):
+            cluster.delete_namespace(name)
+
+
+def in_force(cluster: Cluster, namespace: str, forbidden: dict[str, Any]) -> None:
+    """Wait until the API server refuses `forbidden`: it picks up a new admission policy or
+    parameter within seconds (first starting an informer for the parameter kind). A server-side
+    dry-run create each time: an object admitted once would be re-applied unchanged after, and
+    an unchanged spec is not judged."""
+
+    def refused() -> bool:
+        res = cluster.kubectl(
+            "create",
+            "--dry-run=server",
+            "-f",
+            "-",
+            input=json.dumps(infd(namespace, "probe", **forbidden)),
+            check=False,
+        )
+        return res.returncode != 0 and "InferencePolicy" in res.stderr
+
+    eventually(refused, timeout=120, what="the admission policy in force")
 
 
 @pytest.mark.parametrize(
@@ -184,11 +200,7 @@ def test_metadata_writes_pass_on_an_object_admitted_before_the_policy(
             "spec": POLICY_SPEC,
         }
     )
-    eventually(
-        lambda: not cluster.apply(infd(governed, "probe2", **REFUSED[1][0]), check=False).ok,
-        timeout=120,
-        what="the policy back in force",
-    )
+    in_force(cluster, governed, REFUSED[1][0])
     patched = cluster.kubectl(
         "-n",
         governed,

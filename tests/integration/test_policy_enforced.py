@@ -5,6 +5,7 @@ field in status and an Event, and holds a namespace to its device budget."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -61,7 +62,18 @@ def test_a_forbidden_spec_builds_nothing_and_says_which_policy_and_field(
 ) -> None:
     namespace, label = tenant
     cluster.apply(policy(f"p-{label}", label, accelerators={"types": ["L4"]}))
-    cluster.apply(static(namespace, "llama", 1, ["H100"]))
+    forbidden = static(namespace, "llama", 1, ["H100"])
+
+    def admitted() -> bool:
+        # The admission policy's binding was deleted; the API server may take a moment to see
+        # it gone (a server-side dry run runs admission and writes nothing).
+        res = cluster.kubectl(
+            "create", "--dry-run=server", "-f", "-", input=json.dumps(forbidden), check=False
+        )
+        return res.returncode == 0
+
+    eventually(admitted, timeout=120, what="no admission policy in force")
+    cluster.apply(forbidden)
 
     def denied() -> dict[str, Any]:
         c = condition(cluster.get("infd", "llama", namespace), "Ready")
