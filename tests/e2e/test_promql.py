@@ -314,6 +314,9 @@ def test_the_learners_signals_reach_the_observation(prometheus: Setup) -> None:
         assert obs.completion_rps == pytest.approx(6.0, rel=0.2)
         assert obs.prompt_tps == pytest.approx(6000.0, rel=0.2)
         assert obs.generation_tps == pytest.approx(600.0, rel=0.2)
+        # The ScaledObject's tokens trigger (Prometheus-trigger mode) reads the same rate.
+        tokens = _value(prometheus.prom, queries(LLAMA)["tokens"])
+        assert tokens == pytest.approx(obs.prompt_tps + obs.generation_tps, rel=0.05)
         # Token-weighted: (2 + 3) x 0.04 + 1 x 0.06 over 6.
         assert obs.itl_s == pytest.approx((5 * 0.04 + 0.06) / 6, rel=0.05)
         assert obs.ttft_buckets and obs.ttft_buckets[-1][0] == float("inf")

@@ -362,6 +362,16 @@ class Targets(Base):
         gt=0,
         le=100_000,
     )
+    tokens_per_second_per_replica: float | None = Field(
+        None,
+        description="Tokens per second (prompt + generated, from vLLM's token counters) one "
+        "replica serves: a signal beside queue, KV cache and requests, for workloads whose "
+        "requests vary so much in length that a request rate says little. Unset (the default), "
+        "the learned per-replica capacity already accounts for the token mix "
+        "(status.capacity.perReplica.tokensPerSecond).",
+        gt=0,
+        le=10_000_000,
+    )
     capacity_utilization: float = Field(
         0.95,
         description="Share of the learned per-replica capacity each replica is sized to carry. "

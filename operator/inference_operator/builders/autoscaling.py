@@ -43,6 +43,7 @@ def queries(owner: Owner) -> dict[str, str]:
         "queue": f"sum({vllm_series('num_requests_waiting', m)})",
         "kvCache": f"sum({kv_usage_by_pod(m)})",
         "rps": f"sum(rate({vllm_series('request_success_total', m)}[1m]))",
+        "tokens": f"sum(rate({vllm_series('(prompt|generation)_tokens_total', m)}[1m]))",
     }
 
 
@@ -170,6 +171,8 @@ def build_scaled_object(
         ]
         if a.targets.requests_per_second_per_replica is not None:
             triggers.append(trigger("rps", a.targets.requests_per_second_per_replica, 0))
+        if a.targets.tokens_per_second_per_replica is not None:
+            triggers.append(trigger("tokens", a.targets.tokens_per_second_per_replica, 0))
     behavior = _hpa_behavior(spec, passthrough=scaler_address is not None)
     if scaler_address is not None:
         # The recommender answers 0 only after scaleToZero.idleAfter; KEDA need not wait again.

@@ -66,12 +66,14 @@ class Targets:
     queue_per_replica: float = 4.0
     kv_cache_utilization: float = 0.8
     requests_per_second_per_replica: float | None = None
+    tokens_per_second_per_replica: float | None = None
 
     def __post_init__(self) -> None:
         for name, value in (
             ("queuePerReplica", self.queue_per_replica),
             ("kvCacheUtilization", self.kv_cache_utilization),
             ("requestsPerSecondPerReplica", self.requests_per_second_per_replica),
+            ("tokensPerSecondPerReplica", self.tokens_per_second_per_replica),
         ):
             if value is not None and not value > 0:
                 raise ValueError(f"targets.{name}: {value!r} must be > 0")

@@ -21,6 +21,7 @@ def policy_from_spec(a: AutoscalingSpec, prior: Prior | None = None) -> Policy:
             queue_per_replica=a.targets.queue_per_replica,
             kv_cache_utilization=a.targets.kv_cache_utilization,
             requests_per_second_per_replica=a.targets.requests_per_second_per_replica,
+            tokens_per_second_per_replica=a.targets.tokens_per_second_per_replica,
         ),
         startup_seconds=seconds(a.startup_time),
         slo=Slo(seconds(a.slo.ttft), seconds(a.slo.tpot), a.slo.percentile),

@@ -79,7 +79,13 @@ def _signals(
     cap: Capacity | None,
 ) -> dict[str, int | None]:
     t = policy.targets
-    out: dict[str, int | None] = {"queue": None, "kvCache": None, "rps": None, "gateway": None}
+    out: dict[str, int | None] = {
+        "queue": None,
+        "kvCache": None,
+        "rps": None,
+        "tokens": None,
+        "gateway": None,
+    }
     if obs.queue is not None:
         rate_signal = rate is not None and cap is not None and cap.rps > 0
         out["queue"] = _queue_demand(obs, policy, rate_signal)
@@ -101,9 +107,19 @@ def _signals(
         held = _ceil(expected / target) * t.queue_per_replica
         backlog = max(0.0, (obs.queue or 0.0) - held) / max(policy.startup_seconds, MIN_DRAIN_S)
         out["rps"] = _ceil((expected + backlog) / target)
+    tokens = _token_rate(obs)
+    if t.tokens_per_second_per_replica is not None and tokens is not None:
+        # HPA's AverageValue arithmetic on prompt + generated tokens/s.
+        out["tokens"] = _ceil(tokens / t.tokens_per_second_per_replica)
     if obs.gateway_queue is not None:
         out["gateway"] = _ceil(obs.gateway_queue / t.queue_per_replica)
     return out
+
+
+def _token_rate(obs: Observation) -> float | None:
+    if obs.prompt_tps is None and obs.generation_tps is None:
+        return None
+    return (obs.prompt_tps or 0.0) + (obs.generation_tps or 0.0)
 
 
 def _queue_demand(obs: Observation, policy: Policy, rate_signal: bool) -> int:

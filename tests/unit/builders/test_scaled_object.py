@@ -84,3 +84,12 @@ def test_a_tls_scaler_is_dialled_with_the_cluster_trigger_authentication() -> No
     plain = build_all(OWNER, spec, Available(keda=True, scaler_address="op:6000")).apply
     (so,) = [o for o in plain if o["kind"] == "ScaledObject"]
     assert "enableTLS" not in so["spec"]["triggers"][0]["metadata"]
+
+
+def test_a_tokens_target_becomes_a_prometheus_trigger_without_the_scaler() -> None:
+    got = objects({"targets": {"tokensPerSecondPerReplica": 2500}}, None)
+    triggers = {t["name"]: t for t in got["ScaledObject"]["spec"]["triggers"]}
+    assert set(triggers) == {"queue", "kvCache", "tokens"}
+    tokens = triggers["tokens"]["metadata"]
+    assert tokens["threshold"] == "2500"
+    assert "(prompt|generation)_tokens_total" in tokens["query"]

@@ -410,3 +410,28 @@ def test_one_noisy_tick_does_not_buy_a_replica() -> None:
     assert rec.replicas == 2 and rec.by_signal["rps"] == 3
     rec, state = recommend(obs(at=T0 + 30, arrival_rps=12.0), p, state, T0 + 30)
     assert rec.replicas == 3
+
+
+def test_a_tokens_target_asks_for_prompt_plus_generated_tokens_over_the_target() -> None:
+    """Long prompts at a modest request rate: requests say 2 replicas, tokens say 5."""
+    p = policy(
+        targets=Targets(
+            queue_per_replica=4,
+            requests_per_second_per_replica=5.0,
+            tokens_per_second_per_replica=2000.0,
+        )
+    )
+    o = obs(prompt_tps=8000.0, generation_tps=1200.0)
+    rec, _ = recommend(o, p, EMPTY, T0)
+    assert rec.by_signal["tokens"] == 5
+    assert rec.by_signal["rps"] == 2
+    assert rec.replicas == 5
+    assert "tokens asks 5" in rec.reason
+    # Without the target (or without token counters) the signal stays out.
+    assert recommend(o, policy(), EMPTY, T0)[0].by_signal["tokens"] is None
+    assert recommend(obs(), p, EMPTY, T0)[0].by_signal["tokens"] is None
+
+
+def test_a_tokens_target_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="targets.tokensPerSecondPerReplica"):
+        Targets(tokens_per_second_per_replica=0.0)
