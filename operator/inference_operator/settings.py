@@ -16,6 +16,11 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     namespace: str | None = Field(None, description="Watch only this namespace; all when unset.")
+    home_namespace: str | None = Field(
+        None,
+        description="The operator's own namespace: its Namespace object carries the operator's "
+        "one periodic timer. Default: `namespace`, else `default`.",
+    )
     standalone: bool = Field(True, description="Run without kopf peering (single replica).")
     peering_name: str = Field("inference-operator", description="kopf peering object name.")
     log_format: str = Field("console", pattern="^(console|json)$", description="Log renderer.")
@@ -71,6 +76,10 @@ class Settings(BaseModel):
         pattern="^(auto|jemalloc|system)$",
         description="Memory allocator: jemalloc where installed (auto), always, or the system's.",
     )
+
+    @property
+    def home(self) -> str:
+        return self.home_namespace or self.namespace or "default"
 
     @model_validator(mode="after")
     def _tls_pairs(self) -> Settings:

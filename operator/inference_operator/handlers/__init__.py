@@ -47,6 +47,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # One exact namespace: no need to list namespaces (which a namespaced Role cannot).
         settings.scanning.disabled = True
     settings.queueing.error_delays = [1, 2, 5, 10, 30, 60]
+    timer.KOPF_SETTINGS = settings
     # Kinds served now are read from kopf's indexes; a kind whose CRD arrives later is read
     # with GETs until the next restart (kopf may not watch it in one-namespace mode).
     cache.CACHED = cache.served_kinds(kube.has_kind)

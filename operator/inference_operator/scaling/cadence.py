@@ -27,3 +27,8 @@ class Cadence:
 
     def forget(self, key: str) -> None:
         self._last.pop(key, None)
+
+    def keep_only(self, keys: set[str]) -> None:
+        """Forget every key not in `keys` (objects that are gone)."""
+        for key in [k for k in self._last if k not in keys]:
+            del self._last[key]

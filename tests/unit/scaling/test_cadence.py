@@ -34,3 +34,11 @@ def test_objects_keep_their_own_phase_and_a_forgotten_one_starts_again() -> None
     assert c.due("b", 3.0)
     c.forget("a")
     assert not c.due("a", 4.0)
+
+
+def test_objects_that_are_gone_are_forgotten() -> None:
+    c = Cadence(10, 1, first=True)
+    assert c.due("a", 0.0) and c.due("b", 0.0)
+    c.keep_only({"b"})
+    assert c.due("a", 0.5)  # a first tick again: "a" was forgotten
+    assert not c.due("b", 0.5)
