@@ -433,5 +433,5 @@ def test_a_tokens_target_asks_for_prompt_plus_generated_tokens_over_the_target()
 
 
 def test_a_tokens_target_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="targets.tokensPerSecondPerReplica"):
+    with pytest.raises(ValueError, match=r"targets\.tokensPerSecondPerReplica"):
         Targets(tokens_per_second_per_replica=0.0)
