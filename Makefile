@@ -2,7 +2,7 @@
 PY ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck layers unit integration tools bench bench-gateway bench-operator install
+.PHONY: bench-routing run test lint typecheck layers unit integration tools bench bench-gateway bench-operator install
 
 install:
 	$(PY) -m pip install -q -e '.[test]'
@@ -35,8 +35,12 @@ integration: tools
 test: lint typecheck layers tools
 	hack/netns.sh $(PY) -m pytest tests $(PYTEST_ARGS)
 
-bench: bench-gateway
+bench: bench-gateway bench-routing
 	$(PY) -m inference_operator.bench.standard
+
+# Prefix-aware routing against least outstanding requests on a shared-prefix workload.
+bench-routing:
+	$(PY) -m inference_operator.bench.routing
 
 # 5,000 InferenceDeployments over 50 namespaces on the local control plane at the default resync:
 # time to reconcile all, memory, CPU, API calls and Prometheus queries at steady state.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import time
 import uuid
@@ -87,6 +88,18 @@ class _Metrics:
         self.preemptions = Counter(
             "vllm:num_preemptions", "Cumulative number of preemptions.", labels, registry=r
         )
+        self.prefix_queries = Counter(
+            "vllm:prefix_cache_queries",
+            "Prefix cache queries, in terms of number of queried tokens.",
+            labels,
+            registry=r,
+        )
+        self.prefix_hits = Counter(
+            "vllm:prefix_cache_hits",
+            "Prefix cache hits, in terms of number of cached tokens.",
+            labels,
+            registry=r,
+        )
         self.ttft = Histogram(
             "vllm:time_to_first_token_seconds",
             "Histogram of time to first token in seconds.",
@@ -152,6 +165,8 @@ class FakeVllm:
         self._prompt_seen = 0
         self._generated_seen = 0
         self._preemptions_seen = 0
+        self._queries_seen = 0
+        self._hits_seen = 0
 
     def now(self) -> float:
         return (time.monotonic() - self._t0) * self.speed
@@ -174,6 +189,9 @@ class FakeVllm:
         m.preemptions.labels(**lab).inc(e.preemptions - self._preemptions_seen)
         self._prompt_seen, self._generated_seen = e.prompt_tokens, e.generated_tokens
         self._preemptions_seen = e.preemptions
+        m.prefix_queries.labels(**lab).inc(e.prefix_queries - self._queries_seen)
+        m.prefix_hits.labels(**lab).inc(e.prefix_hits - self._hits_seen)
+        self._queries_seen, self._hits_seen = e.prefix_queries, e.prefix_hits
 
     def produced(self, request: Request) -> int:
         if request.finished_at is not None:
@@ -183,9 +201,11 @@ class FakeVllm:
                 return request.generated + entry.produced(self.engine.step)
         return request.generated
 
-    async def generate(self, prompt_tokens: int, max_tokens: int) -> Any:
+    async def generate(
+        self, prompt_tokens: int, max_tokens: int, blocks: tuple[tuple[int, int], ...] = ()
+    ) -> Any:
         """Yield counts of new tokens as the engine produces them (an async generator)."""
-        request = Request(self.now(), max(1, prompt_tokens), max(1, max_tokens))
+        request = Request(self.now(), max(1, prompt_tokens), max(1, max_tokens), prefixes=blocks)
         self.engine.advance(request.arrival)
         self.engine.enqueue(request)
         sent = 0
@@ -210,14 +230,36 @@ class FakeVllm:
         self.metrics.success.labels(**lab, finished_reason="length").inc()
 
 
-def _count_tokens(body: dict[str, Any]) -> int:
-    # Roughly a token per word, as good as the simulation needs.
+def _words(body: dict[str, Any]) -> list[str]:
+    # Roughly a token per word, as good as the simulation needs; chat roles count as a word.
     if "messages" in body:
-        text = " ".join(str(m.get("content", "")) for m in body["messages"] if isinstance(m, dict))
-    else:
-        prompt = body.get("prompt", "")
-        text = " ".join(prompt) if isinstance(prompt, list) else str(prompt)
-    return max(1, len(text.split()))
+        return [
+            word
+            for m in body["messages"]
+            if isinstance(m, dict)
+            for word in [f"<|{m.get('role', '')}|>", *str(m.get("content", "")).split()]
+        ]
+    prompt = body.get("prompt", "")
+    return (" ".join(prompt) if isinstance(prompt, list) else str(prompt)).split()
+
+
+def _count_tokens(body: dict[str, Any]) -> int:
+    return max(1, len(_words(body)))
+
+
+BLOCK_TOKENS = 16
+
+
+def _blocks(body: dict[str, Any]) -> tuple[tuple[int, int], ...]:
+    """The prompt's full KV blocks as vLLM's prefix cache names them: each block's hash chains
+    the hashes before it, so a hit on block k means the whole prompt up to k matches."""
+    words = _words(body)
+    chain = hashlib.blake2b(digest_size=8)
+    out = []
+    for end in range(BLOCK_TOKENS, len(words) + 1, BLOCK_TOKENS):
+        chain.update(" ".join(words[end - BLOCK_TOKENS : end]).encode() + b"\0")
+        out.append((int.from_bytes(chain.copy().digest(), "big"), end))
+    return tuple(out)
 
 
 def make_app(fake: FakeVllm) -> web.Application:
@@ -280,6 +322,7 @@ def make_app(fake: FakeVllm) -> web.Application:
                 status=404,
             )
         prompt_tokens = _count_tokens(body)
+        blocks = _blocks(body)
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
         created = int(time.time())
         obj = "chat.completion" if chat else "text_completion"
@@ -296,7 +339,7 @@ def make_app(fake: FakeVllm) -> web.Application:
         fake.metrics.http.labels("POST", "2xx", handler).inc()
         if not body.get("stream"):
             total = 0
-            async for n in fake.generate(prompt_tokens, max_tokens):
+            async for n in fake.generate(prompt_tokens, max_tokens, blocks):
                 total += n
             return web.json_response(
                 {
@@ -317,7 +360,7 @@ def make_app(fake: FakeVllm) -> web.Application:
         )
         await resp.prepare(req)
         total = 0
-        async for n in fake.generate(prompt_tokens, max_tokens):
+        async for n in fake.generate(prompt_tokens, max_tokens, blocks):
             total += n
             chunk = {
                 "id": rid,

@@ -715,6 +715,12 @@ class GatewaySpec(Base):
         ge=1,
         le=10_000,
     )
+    routing: Literal["prefix", "least-outstanding"] = Field(
+        "prefix",
+        description="prefix: requests whose prompts start alike go to the same replica, where "
+        "vLLM's prefix cache skips their shared prefill, within a bound of 1.25x the mean load "
+        "per replica (docs/prefix-routing.md); least-outstanding: the least busy replica.",
+    )
 
 
 WARM_ONE_OF = "set exactly one of replicas (a fixed number) or auto (sized by the scaling brain)"

@@ -62,6 +62,8 @@ def build_gateway(owner: Owner, spec: InferenceDeploymentSpec, image: str) -> li
         f"{timeout:g}",
         "--shutdown-timeout",
         f"{timeout:g}",
+        "--routing",
+        g.routing,
     ]
     probe = {"httpGet": {"path": "/healthz", "port": "http"}}
     deployment = {

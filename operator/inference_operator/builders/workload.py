@@ -62,7 +62,11 @@ def vllm_args(owner: Owner, spec: InferenceDeploymentSpec) -> list[str]:
         str(PORT),
     ]
     if spec.accelerator.kind == "nvidia":
+        # vLLM's own default since V1, said out loud: prefix routing (routing/prefix.py) pays
+        # off only where the engine keeps prefixes. On Neuron it needs a block KV layout and
+        # matching compiled buckets, so it stays the user's choice (docs/prefix-routing.md).
         args += ["--tensor-parallel-size", str(spec.accelerator.per_replica)]
+        args += ["--enable-prefix-caching"]
     else:
         args += ["--device", "neuron", "--tensor-parallel-size", str(spec.accelerator.per_replica)]
     if spec.model.max_model_len is not None:

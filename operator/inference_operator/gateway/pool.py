@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from inference_operator.routing import prefix
+
 
 @dataclass(frozen=True)
 class Target:
@@ -28,12 +30,21 @@ class Slot:
 
 
 class Pool:
-    """Least outstanding requests first; the gateway's own zone wins ties and near-ties (a
-    cross-zone hop costs latency and AWS bills it), but never at the price of queueing."""
+    """A request with a prompt-prefix key goes to the replica that owns the key, within a bound
+    on its load (routing/prefix.py); otherwise, or with affinity off, least outstanding requests
+    first. The gateway's own zone wins ties and near-ties (a cross-zone hop costs latency and AWS
+    bills it), but never at the price of queueing."""
 
-    def __init__(self, zone: str | None = None, max_per_replica: int = 64) -> None:
+    def __init__(
+        self,
+        zone: str | None = None,
+        max_per_replica: int = 64,
+        epsilon: float | None = prefix.DEFAULT_EPSILON,
+    ) -> None:
         self.zone = zone
         self.max_per_replica = max_per_replica
+        # None: no prefix affinity (least outstanding only).
+        self.epsilon = epsilon
         self.slots: dict[str, Slot] = {}
 
     def update(self, targets: Iterable[Target]) -> None:
@@ -59,22 +70,27 @@ class Pool:
     def outstanding(self) -> int:
         return sum(s.outstanding for s in self.slots.values())
 
-    def acquire(self, now: float = 0.0) -> Target | None:
-        """Take a slot on the best replica, or None when every replica is full (or none)."""
-        free = [
-            s
-            for s in self.slots.values()
+    def acquire(self, now: float = 0.0, key: int | None = None) -> Target | None:
+        """Take a slot on the best replica for a request with this prefix key (None: no
+        prompt), or None when every replica is full (or none)."""
+        free = {
+            name: s
+            for name, s in self.slots.items()
             if not s.draining and s.outstanding < self.max_per_replica and s.cooling_until <= now
-        ]
+        }
         if not free:
             return None
-
-        def cost(s: Slot) -> tuple[float, str]:
-            # Another zone counts as one extra request in flight.
-            remote = 0 if self.zone is None or s.target.zone in (None, self.zone) else 1
-            return (s.outstanding + remote, s.target.name)
-
-        best = min(free, key=cost)
+        # Another zone counts as one extra request in flight.
+        remote = {
+            name: 1
+            for name, s in free.items()
+            if self.zone is not None and s.target.zone not in (None, self.zone)
+        }
+        loads = {name: s.outstanding for name, s in free.items()}
+        epsilon = self.epsilon if self.epsilon is not None else 0.0
+        chosen = prefix.choose(key if self.epsilon is not None else None, loads, epsilon, remote)
+        assert chosen is not None
+        best = free[chosen]
         best.outstanding += 1
         return best.target
 

@@ -36,6 +36,7 @@ from inference_operator.metrics.queries import (
     GATEWAY_RECEIVED,
     GATEWAY_WAITING,
 )
+from inference_operator.routing import prefix
 
 # Not forwarded: they describe one hop, not the request (RFC 9110 section 7.6.1).
 HOP_BY_HOP = frozenset(
@@ -64,6 +65,9 @@ class Limits:
     max_per_replica: int = 64
     max_waiting: int = 1000
     queue_timeout_seconds: float = 600.0
+    # Prefix-cache affinity: a replica's load bound over the mean (None: least outstanding only).
+    prefix_epsilon: float | None = prefix.DEFAULT_EPSILON
+    prefix_chars: int = prefix.DEFAULT_PREFIX_CHARS
 
 
 # How to reach a replica: (pod, ip, port) -> "host:port". The identity in a cluster; on loopback
@@ -185,9 +189,8 @@ class Gateway:
     def set_route(self, model: str, namespace: str, deployment: str) -> None:
         route = self.routes.get(model)
         if route is None or (route.namespace, route.deployment) != (namespace, deployment):
-            self.routes[model] = Route(
-                namespace, deployment, Pool(self.zone, self.limits.max_per_replica)
-            )
+            pool = Pool(self.zone, self.limits.max_per_replica, self.limits.prefix_epsilon)
+            self.routes[model] = Route(namespace, deployment, pool)
             self._waiting_gauge(self.routes[model]).set(0)
 
     def remove_route(self, model: str) -> None:
@@ -214,7 +217,7 @@ class Gateway:
         """Hand free slots to waiters, fairly across tenants (tenants.fair_pick)."""
         now = time.monotonic()
         while (waiter := fair_pick(route.queues)) is not None:
-            target = route.pool.acquire(now)
+            target = route.pool.acquire(now, waiter.key)
             if target is None:
                 return
             route.queues.remove(waiter)
@@ -244,16 +247,18 @@ class Gateway:
                 "retry later",
             )
 
-    async def _acquire(self, route: Route, request: web.Request, tenant: Tenant) -> Target:
+    async def _acquire(
+        self, route: Route, request: web.Request, tenant: Tenant, key: int | None
+    ) -> Target:
         if not route.queues.waiting and not tenant.at_capacity:
-            target = route.pool.acquire(time.monotonic())
+            target = route.pool.acquire(time.monotonic(), key)
             if target is not None:
                 self._take(route, tenant)
                 return target
         self._refuse_queueing(route, tenant)
         started = time.monotonic()
         deadline = started + self.limits.queue_timeout_seconds
-        waiter = Waiter(tenant, started, asyncio.get_running_loop().create_future())
+        waiter = Waiter(tenant, started, asyncio.get_running_loop().create_future(), key)
         route.queues.push(waiter)
         route.waiting += 1
         tenant.waiting += 1
@@ -355,7 +360,8 @@ class Gateway:
         self.metrics.received.labels(route.namespace, route.deployment).inc()
         code = "200"
         try:
-            response = await self._forward(route, request, raw, tenant)
+            key = prefix.prefix_key(body, self.limits.prefix_chars)
+            response = await self._forward(route, request, raw, tenant, key)
             code = str(response.status)
             return response
         except Rejected as e:
@@ -370,7 +376,7 @@ class Gateway:
             self.metrics.tenant_requests.labels(tenant.name, code).inc()
 
     async def _forward(
-        self, route: Route, request: web.Request, raw: bytes, tenant: Tenant
+        self, route: Route, request: web.Request, raw: bytes, tenant: Tenant, key: int | None
     ) -> web.StreamResponse:
         assert self._session is not None
         # A tenant's key stops here: replicas never see it.
@@ -378,7 +384,7 @@ class Gateway:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
         refused: list[str] = []
         while True:
-            target = await self._acquire(route, request, tenant)
+            target = await self._acquire(route, request, tenant, key)
             in_flight = self.metrics.in_flight.labels(route.namespace, route.deployment)
             in_flight.inc()
             try:

@@ -15,6 +15,7 @@ from aiohttp import web
 from inference_operator.gateway.discovery import Discovery
 from inference_operator.gateway.proxy import Dialer, Gateway, Limits, direct
 from inference_operator.gateway.tenants import Tenants, parse_tenants
+from inference_operator.routing import prefix
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--shutdown-timeout", type=float, default=600.0, help="seconds open streams get on SIGTERM"
     )
     p.add_argument(
+        "--routing",
+        choices=("prefix", "least-outstanding"),
+        default="prefix",
+        help="prefix: prompts that start alike go to the same replica (bounded load); "
+        "least-outstanding: the least busy replica",
+    )
+    p.add_argument(
+        "--prefix-epsilon",
+        type=float,
+        default=prefix.DEFAULT_EPSILON,
+        help="prefix routing: a replica takes at most (1 + this) x the mean load",
+    )
+    p.add_argument(
         "--tenants",
         default=None,
         metavar="FILE",
@@ -53,7 +67,10 @@ def _limits(args: argparse.Namespace) -> Limits:
             raise SystemExit(f"--{name.replace('_', '-')}: {getattr(args, name)} must be >= 1")
     if args.queue_timeout <= 0:
         raise SystemExit(f"--queue-timeout: {args.queue_timeout} must be > 0")
-    return Limits(args.max_per_replica, args.max_waiting, args.queue_timeout)
+    if args.prefix_epsilon <= 0:
+        raise SystemExit(f"--prefix-epsilon: {args.prefix_epsilon} must be > 0")
+    epsilon = args.prefix_epsilon if args.routing == "prefix" else None
+    return Limits(args.max_per_replica, args.max_waiting, args.queue_timeout, epsilon)
 
 
 def load_tenants(path: str | None) -> Tenants | None:

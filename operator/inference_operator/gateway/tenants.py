@@ -72,6 +72,7 @@ class Waiter:
     tenant: Tenant
     arrived: float
     future: Any  # asyncio.Future[Target]: set by the dispatcher when a slot is taken for it
+    key: int | None = None  # its prompt prefix's key (routing/prefix.py)
 
 
 @dataclass(eq=False)

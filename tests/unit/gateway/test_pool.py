@@ -1,5 +1,5 @@
-"""Who gets the next request: least outstanding first, own zone on near-ties, never a full,
-draining or cooling replica."""
+"""Who gets the next request: its prefix's owner within the load bound, else least outstanding
+first, own zone on near-ties, never a full, draining or cooling replica."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from inference_operator.gateway.discovery import targets_of
 from inference_operator.gateway.pool import Pool, Target
+from inference_operator.routing.prefix import rendezvous_order
 
 
 def t(name: str, zone: str | None = None) -> Target:
@@ -101,3 +102,30 @@ def test_targets_from_endpoint_slices() -> None:
         Target("m-1", "10.0.0.5", 8000, "us-east-1a"),
         Target("m-4", "10.0.0.8", 8000, None),
     ]
+
+
+def test_a_prefix_key_sticks_to_its_owner_and_spills_only_past_the_bound_or_when_full() -> None:
+    pool = Pool(max_per_replica=3, epsilon=0.25)
+    pool.update([t("p1"), t("p2"), t("p3")])
+    key = 99
+    owner = rendezvous_order(key, ["p1", "p2", "p3"])[0]
+    first = pool.acquire(key=key)
+    assert first is not None and first.name == owner
+    pool.release(first)
+    # One in flight elsewhere does not move the key: the owner is within 1.25 x the mean.
+    others = [n for n in ("p1", "p2", "p3") if n != owner]
+    pool.slots[others[0]].outstanding = 1
+    got = pool.acquire(key=key)
+    assert got is not None and got.name == owner
+    # Full owner (max_per_replica): the next replica takes it, and requests with no key still
+    # go to the least loaded.
+    pool.slots[owner].outstanding = 3
+    spilled = pool.acquire(key=key)
+    assert spilled is not None and spilled.name != owner
+
+
+def test_without_affinity_the_key_is_ignored() -> None:
+    pool = Pool(epsilon=None)
+    pool.update([t("p1"), t("p2")])
+    picks = [pool.acquire(key=7) for _ in range(4)]
+    assert [p.name for p in picks if p] == ["p1", "p2", "p1", "p2"]

@@ -5,6 +5,12 @@ also carries their prompt tokens (prefill), which slows that step for everyone. 
 counted in tokens; when it runs out the newest request is preempted and later recomputed
 (vLLM's RECOMPUTE policy). Between admissions and completions every step is alike, so the model
 jumps over runs of identical steps: the cost is per request, not per token.
+
+Automatic prefix caching: a request names the prefixes its prompt starts with (a system prompt,
+a conversation's earlier turns), each as (id, tokens). The engine keeps the prefixes it has
+computed in the KV blocks that no running request uses, least recently used evicted first, and
+a request prefills only what follows the longest prefix it finds there. Shared blocks are still
+counted once per running request (vLLM counts them once): the model errs towards less memory.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from inference_operator.bench.simulator.profiles import EngineProfile
@@ -30,6 +36,12 @@ class Request:
     generated: int = 0
     preemptions: int = 0
     failed: bool = False
+    # Prefixes the prompt starts with, shortest first: (id, tokens from the prompt's start).
+    prefixes: tuple[tuple[int, int], ...] = ()
+    # Once done, its prompt and output are cached under this id (the next turn's prefix).
+    cache_as: int | None = None
+    # Prompt tokens found in the prefix cache at its (last) admission.
+    cached_tokens: int = 0
 
     @property
     def ttft(self) -> float | None:
@@ -85,6 +97,13 @@ class Replica:
     ttft_buckets: list[int] = field(default_factory=lambda: [0] * (len(VLLM_TTFT_BUCKETS) + 1))
     # vllm:request_time_per_output_token_seconds, the same way (0 for one output token).
     tpot_buckets: list[int] = field(default_factory=lambda: [0] * (len(VLLM_TPOT_BUCKETS) + 1))
+    # vllm:prefix_cache_queries and vllm:prefix_cache_hits (tokens).
+    prefix_queries: int = 0
+    prefix_hits: int = 0
+    # Prefix id -> (tokens from the prompt's start, tokens it holds past its parent), least
+    # recently used first.
+    cache: OrderedDict[int, tuple[int, int]] = field(default_factory=OrderedDict)
+    cached_tokens: int = 0
     _heap: list[tuple[int, int, _Running]] = field(default_factory=list)
     _seq: int = 0
 
@@ -98,6 +117,40 @@ class Replica:
 
     def enqueue(self, request: Request) -> None:
         self.waiting.append(request)
+
+    def _lookup(self, request: Request) -> int:
+        """Prompt tokens the longest cached prefix covers (at least one token is computed)."""
+        found: list[int] = []
+        for pid, _ in request.prefixes:
+            if pid not in self.cache:
+                break
+            found.append(pid)
+        # Touched tail first, so a prefix stays more recent than what extends it and eviction
+        # takes the tails first (vLLM frees a sequence's blocks in reverse for the same reason).
+        for pid in reversed(found):
+            self.cache.move_to_end(pid)
+        hit = self.cache[found[-1]][0] if found else 0
+        return min(hit, request.prompt_tokens - 1)
+
+    def _remember(self, chain: list[tuple[int, int]]) -> None:
+        """Cache a chain of prefixes, each holding the tokens past the one before it."""
+        before = 0
+        sized = []
+        for pid, tokens in chain:
+            sized.append((pid, tokens, max(0, tokens - before)))
+            before = max(before, tokens)
+        for pid, tokens, size in reversed(sized):
+            old = self.cache.pop(pid, None)
+            self.cached_tokens += size - (old[1] if old else 0)
+            self.cache[pid] = (tokens, size)
+
+    def _evict(self, wanted: int) -> None:
+        """Cached prefixes live in blocks no request holds: drop the oldest until they fit
+        (when a request is admitted: between admissions nothing else needs the room)."""
+        room = self.profile.kv_capacity_tokens - self.kv_used - wanted
+        while self.cache and self.cached_tokens > room:
+            _, (_, size) = self.cache.popitem(last=False)
+            self.cached_tokens -= size
 
     def step_seconds(self, batch: int, prefill_tokens: int = 0) -> float:
         p = self.profile
@@ -148,7 +201,15 @@ class Replica:
             if self.kv_used + tokens + reserve > p.kv_capacity_tokens:
                 break
             self.waiting.popleft()
-            entry = _Running(request, tokens, tokens, request.output_tokens - request.generated)
+            self._evict(0)
+            hit = self._lookup(request) if request.generated == 0 else 0
+            request.cached_tokens = hit
+            self.prefix_queries += request.prompt_tokens
+            self.prefix_hits += hit
+            self._evict(tokens)
+            entry = _Running(
+                request, tokens, tokens - hit, request.output_tokens - request.generated
+            )
             self._seq += 1
             entry.key = self._seq
             self.running[self._seq] = entry
@@ -191,6 +252,7 @@ class Replica:
         for entry in completed or ():
             self.prefilling.popleft()
             entry.decode_base = self.step - 1
+            self._remember(list(entry.request.prefixes))
             self.kv_used += 1
             self.generated_tokens += 1
             if entry.request.first_token_at is None:
@@ -207,6 +269,9 @@ class Replica:
             request = entry.request
             request.finished_at = self.t - (self.step - finish_step) * dt
             request.generated = request.output_tokens
+            if request.cache_as is not None:
+                whole = request.prompt_tokens + request.output_tokens
+                self._remember([*request.prefixes, (request.cache_as, whole)])
             tpot = request.tpot or 0.0
             self.tpot_buckets[bisect.bisect_left(VLLM_TPOT_BUCKETS, tpot)] += 1
             self.completed += 1

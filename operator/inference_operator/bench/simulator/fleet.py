@@ -1,4 +1,5 @@
-"""A fleet of simulated vLLM replicas behind a least-outstanding-requests router, with the start-up
+"""A fleet of simulated vLLM replicas behind the gateway's router (least outstanding requests, or
+prefix affinity with bounded load: routing/prefix.py, the gateway's own code), with the start-up
 pipeline, a metric pipeline (scrapes, rate windows) and a scaling policy in the loop."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Protocol
 from inference_operator.bench.simulator.engine import Replica, Request
 from inference_operator.bench.simulator.profiles import EngineProfile, StartupScenario
 from inference_operator.metrics.queries import VLLM_TPOT_BUCKETS, VLLM_TTFT_BUCKETS
+from inference_operator.routing import prefix
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class SimReplica:
     ended_at: float | None = None
     draining: bool = False
     new_node: bool = False
+    name: str = ""  # the pod's name, for the router's hashing: stable from run to run
 
     def serving(self, now: float) -> bool:
         return self.ended_at is None and not self.draining and self.ready_at <= now
@@ -165,6 +168,9 @@ class FleetSimulator:
     # Spare replicas' worth of nodes the policy wants kept (a CapacityBuffer); None: no buffer.
     warm: Callable[[], int] | None = None
     spares: list[SpareNode] = field(default_factory=list)
+    # The gateway's prefix routing with this load bound (None: least outstanding requests). A
+    # request's key is its first prefix, as the gateway's key is its prompt's first characters.
+    prefix_epsilon: float | None = None
 
     def _startup_seconds(self, on_spare: bool = False) -> float:
         s = self.scenario
@@ -218,6 +224,7 @@ class FleetSimulator:
                 now,
                 ready_at,
                 new_node=node is None and self.scenario.node_launch_s > 0,
+                name=f"replica-{len(self.replicas)}",
             )
             self.replicas.append(replica)
             heapq.heappush(self._ready_events, (ready_at, id(replica), replica))
@@ -240,7 +247,14 @@ class FleetSimulator:
             return
         for r in ready:
             self._collect(r.engine.advance(now))
-        best = min(ready, key=lambda r: r.engine.outstanding)
+        if self.prefix_epsilon is None or not request.prefixes:
+            best = min(ready, key=lambda r: r.engine.outstanding)
+        else:
+            by_name = {r.name: r for r in ready}
+            loads = {name: r.engine.outstanding for name, r in by_name.items()}
+            chosen = prefix.choose(request.prefixes[0][0], loads, self.prefix_epsilon)
+            assert chosen is not None
+            best = by_name[chosen]
         best.engine.enqueue(request)
 
     def _collect(self, finished: Iterable[Request]) -> None:
