@@ -28,6 +28,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 
+from inference_operator.gateway.fallbacks import Fallbacks, Remote
 from inference_operator.gateway.pool import Pool, Target
 from inference_operator.gateway.tenants import ANONYMOUS, Queues, Tenant, Tenants, Waiter, fair_pick
 from inference_operator.metrics.queries import (
@@ -58,6 +59,9 @@ HOP_BY_HOP = frozenset(
 
 REFUSED_COOLDOWN_SECONDS = 1.0
 MAX_REFUSALS = 20
+# Says who answered: "local", or "fallback/<name>" for a spilled request.
+SERVED_BY = "X-Inference-Served-By"
+HEALTH_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,15 @@ class Rejected(Exception):
     def __init__(self, status: int, kind: str, message: str) -> None:
         super().__init__(message)
         self.status, self.kind, self.message = status, kind, message
+
+
+class Spill(Exception):
+    """The local replicas cannot take this request: hand it to a fallback. `local` is what the
+    client gets if no fallback can serve it either (None: wait locally again)."""
+
+    def __init__(self, reason: str, local: Rejected | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.local = reason, local
 
 
 def error_response(status: int, kind: str, message: str) -> web.Response:
@@ -145,6 +158,24 @@ class Metrics:
             buckets=QUEUE_BUCKETS,
             registry=self.registry,
         )
+        self.served = Counter(
+            "inference_gateway_served",
+            "Requests answered, by where: local, or the fallback's name.",
+            [*labels, "where"],
+            registry=self.registry,
+        )
+        self.spilled = Counter(
+            "inference_gateway_spilled",
+            "Requests handed to fallbacks, by why: waited, queue_full, local_failed.",
+            [*labels, "reason"],
+            registry=self.registry,
+        )
+        self.fallback_healthy = Gauge(
+            "inference_gateway_fallback_healthy",
+            "1 while a fallback is used, 0 while it is ejected.",
+            ["fallback"],
+            registry=self.registry,
+        )
         # By tenant name only: never a key.
         self.tenant_requests = Counter(
             "inference_gateway_tenant_requests",
@@ -174,8 +205,12 @@ class Gateway:
         zone: str | None = None,
         dial: Dialer = direct,
         tenants: Tenants | None = None,
+        fallbacks: Fallbacks | None = None,
+        health_seconds: float = HEALTH_SECONDS,
     ) -> None:
         self.limits = limits or Limits()
+        self.fallbacks = fallbacks
+        self.health_seconds = health_seconds
         self.dial = dial
         self.zone = zone
         self.tenants = tenants
@@ -227,14 +262,17 @@ class Gateway:
             self._take(route, waiter.tenant)
             waiter.future.set_result(target)
 
-    def _refuse_queueing(self, route: Route, tenant: Tenant) -> None:
+    def _refuse_queueing(self, route: Route, tenant: Tenant, spill: float | None) -> None:
         if route.waiting >= self.limits.max_waiting:
-            raise Rejected(
+            full = Rejected(
                 429,
                 "queue_full",
                 f"{route.waiting} requests already wait for model replicas "
                 f"(gateway limit maxWaiting={self.limits.max_waiting}); retry later",
             )
+            if spill is not None:
+                raise Spill("queue_full", full)
+            raise full
         most = tenant.config.max_waiting
         if most is not None and tenant.waiting >= most:
             concurrency = tenant.config.max_concurrency
@@ -248,14 +286,21 @@ class Gateway:
             )
 
     async def _acquire(
-        self, route: Route, request: web.Request, tenant: Tenant, key: int | None
+        self,
+        route: Route,
+        request: web.Request,
+        tenant: Tenant,
+        key: int | None,
+        spill: float | None = None,
     ) -> Target:
+        """A slot on a local replica; with `spill` (seconds), Spill once it has waited that
+        long or the queue is full."""
         if not route.queues.waiting and not tenant.at_capacity:
             target = route.pool.acquire(time.monotonic(), key)
             if target is not None:
                 self._take(route, tenant)
                 return target
-        self._refuse_queueing(route, tenant)
+        self._refuse_queueing(route, tenant, spill)
         started = time.monotonic()
         deadline = started + self.limits.queue_timeout_seconds
         waiter = Waiter(tenant, started, asyncio.get_running_loop().create_future(), key)
@@ -278,11 +323,16 @@ class Gateway:
                     )
                 if request.transport is None or request.transport.is_closing():
                     raise asyncio.CancelledError  # the client left: give the place back
+                if spill is not None and time.monotonic() - started >= spill:
+                    raise Spill("waited")
                 # Wake periodically: to notice a client that went away, and to retry replicas
                 # that were cooling after a refused connection.
+                wake = min(left, 0.5)
+                if spill is not None:
+                    wake = max(0.001, min(wake, started + spill - time.monotonic()))
                 with contextlib.suppress(TimeoutError):
                     taken: Target = await asyncio.wait_for(
-                        asyncio.shield(waiter.future), timeout=min(left, 0.5)
+                        asyncio.shield(waiter.future), timeout=wake
                     )
                     served = True
                     return taken
@@ -361,7 +411,7 @@ class Gateway:
         code = "200"
         try:
             key = prefix.prefix_key(body, self.limits.prefix_chars)
-            response = await self._forward(route, request, raw, tenant, key)
+            response = await self._serve(route, request, raw, body, tenant, key)
             code = str(response.status)
             return response
         except Rejected as e:
@@ -375,8 +425,39 @@ class Gateway:
             self.metrics.requests.labels(route.namespace, route.deployment, code).inc()
             self.metrics.tenant_requests.labels(tenant.name, code).inc()
 
+    async def _serve(
+        self,
+        route: Route,
+        request: web.Request,
+        raw: bytes,
+        body: dict[str, Any],
+        tenant: Tenant,
+        key: int | None,
+    ) -> web.StreamResponse:
+        """Locally, or on a fallback when the local replicas cannot take it."""
+        model = str(body["model"])
+        spill = self.fallbacks.spill_after(model) if self.fallbacks is not None else None
+        try:
+            return await self._forward(route, request, raw, tenant, key, spill)
+        except Spill as s:
+            labels = (route.namespace, route.deployment)
+            self.metrics.spilled.labels(*labels, s.reason).inc()
+            response = await self._spill(route, request, body, model)
+            if response is not None:
+                return response
+            if s.local is not None:
+                raise s.local from None
+            # No fallback could serve it: wait locally, as without fallbacks.
+            return await self._forward(route, request, raw, tenant, key, None)
+
     async def _forward(
-        self, route: Route, request: web.Request, raw: bytes, tenant: Tenant, key: int | None
+        self,
+        route: Route,
+        request: web.Request,
+        raw: bytes,
+        tenant: Tenant,
+        key: int | None,
+        spill: float | None,
     ) -> web.StreamResponse:
         assert self._session is not None
         # A tenant's key stops here: replicas never see it.
@@ -384,59 +465,136 @@ class Gateway:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
         refused: list[str] = []
         while True:
-            target = await self._acquire(route, request, tenant, key)
+            target = await self._acquire(route, request, tenant, key, spill)
             in_flight = self.metrics.in_flight.labels(route.namespace, route.deployment)
             in_flight.inc()
             try:
-                return await self._stream(target, request, raw, headers)
+                response = await self._stream(target, request, raw, headers, spill is not None)
+                self.metrics.served.labels(route.namespace, route.deployment, "local").inc()
+                return response
             except aiohttp.ClientConnectorError:
                 # Nothing reached the replica: rest it a moment and queue again, so another
                 # replica (or this one, once it listens) takes the request.
                 refused.append(target.name)
                 route.pool.cool(target, time.monotonic() + REFUSED_COOLDOWN_SECONDS)
-                if len(refused) >= MAX_REFUSALS:
-                    raise Rejected(
+                if len(refused) >= MAX_REFUSALS or spill is not None:
+                    failed = Rejected(
                         502,
                         "replica_unreachable",
                         f"replicas refused the connection {len(refused)} times "
                         f"({', '.join(sorted(set(refused)))})",
-                    ) from None
+                    )
+                    if spill is not None:
+                        raise Spill(
+                            "local_failed", failed if len(refused) >= MAX_REFUSALS else None
+                        ) from None
+                    raise failed from None
             finally:
                 in_flight.dec()
                 self._release(route, tenant, target)
 
+    async def _spill(
+        self, route: Route, request: web.Request, body: dict[str, Any], model: str
+    ) -> web.StreamResponse | None:
+        """The first healthy fallback that answers, or None when none does."""
+        assert self._session is not None and self.fallbacks is not None
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() not in HOP_BY_HOP | {"authorization"}
+        }
+        for remote in self.fallbacks.for_model(model):
+            outgoing = dict(headers)
+            if remote.key is not None:
+                outgoing["Authorization"] = f"Bearer {remote.key}"
+            sent = {**body, "model": remote.config.remote_model or model}
+            url = f"{remote.base()}{request.path_qs}"
+            timeout = aiohttp.ClientTimeout(
+                total=None,
+                sock_connect=remote.config.timeout_seconds,
+                sock_read=max(remote.config.timeout_seconds, 600.0),
+            )
+            try:
+                async with self._session.post(
+                    url, json=sent, headers=outgoing, timeout=timeout
+                ) as up:
+                    if up.status >= 500:
+                        self._remote_failed(remote)
+                        continue
+                    remote.succeeded()
+                    self._remote_health(remote)
+                    where = f"fallback/{remote.name}"
+                    self.metrics.served.labels(route.namespace, route.deployment, remote.name).inc()
+                    return await self._relay(up, request, where)
+            except (aiohttp.ClientError, TimeoutError):
+                self._remote_failed(remote)
+        return None
+
+    def _remote_failed(self, remote: Remote) -> None:
+        remote.failed()
+        self._remote_health(remote)
+        if not remote.healthy:
+            log.warning("fallback %s ejected after %d failures", remote.name, remote.failures)
+
+    def _remote_health(self, remote: Remote) -> None:
+        self.metrics.fallback_healthy.labels(remote.name).set(1 if remote.healthy else 0)
+
     async def _stream(
-        self, target: Target, request: web.Request, raw: bytes, headers: dict[str, str]
+        self,
+        target: Target,
+        request: web.Request,
+        raw: bytes,
+        headers: dict[str, str],
+        spill: bool = False,
     ) -> web.StreamResponse:
         assert self._session is not None
         url = f"http://{self.dial(target.name, target.ip, target.port)}{request.path_qs}"
         async with self._session.post(url, data=raw, headers=headers) as up:
-            response = web.StreamResponse(
-                status=up.status,
-                headers={k: v for k, v in up.headers.items() if k.lower() not in HOP_BY_HOP},
-            )
-            await response.prepare(request)
-            try:
-                async for chunk in up.content.iter_any():
-                    await response.write(chunk)
-            except (
-                aiohttp.ClientPayloadError,
-                aiohttp.ServerDisconnectedError,
-                aiohttp.ClientOSError,
-            ):
-                # The replica died mid-answer: this stream ends with an error event, alone.
-                if "text/event-stream" in up.headers.get("Content-Type", ""):
-                    event = {
-                        "error": {
-                            "message": f"replica {target.name} failed mid-stream",
-                            "type": "replica_failed",
-                            "code": 502,
-                        }
+            if spill and up.status >= 500:
+                # Nothing reached the client yet: a fallback may still answer.
+                raise Spill(
+                    "local_failed",
+                    Rejected(502, "replica_failed", f"replica {target.name} answered {up.status}"),
+                )
+            return await self._relay(up, request, "local", target.name)
+
+    async def _relay(
+        self,
+        up: aiohttp.ClientResponse,
+        request: web.Request,
+        where: str,
+        source: str = "",
+    ) -> web.StreamResponse:
+        """Stream an upstream answer to the client as it comes."""
+        response = web.StreamResponse(
+            status=up.status,
+            headers={
+                **{k: v for k, v in up.headers.items() if k.lower() not in HOP_BY_HOP},
+                SERVED_BY: where,
+            },
+        )
+        await response.prepare(request)
+        try:
+            async for chunk in up.content.iter_any():
+                await response.write(chunk)
+        except (
+            aiohttp.ClientPayloadError,
+            aiohttp.ServerDisconnectedError,
+            aiohttp.ClientOSError,
+        ):
+            # The replica died mid-answer: this stream ends with an error event, alone.
+            if "text/event-stream" in up.headers.get("Content-Type", ""):
+                event = {
+                    "error": {
+                        "message": f"{source or where} failed mid-stream",
+                        "type": "replica_failed",
+                        "code": 502,
                     }
-                    await response.write(f"data: {json.dumps(event)}\n\n".encode())
-                return response
-            await response.write_eof()
+                }
+                await response.write(f"data: {json.dumps(event)}\n\n".encode())
             return response
+        await response.write_eof()
+        return response
 
     async def models(self, request: web.Request) -> web.Response:
         tenant = self.anonymous
@@ -487,7 +645,50 @@ class Gateway:
         app.cleanup_ctx.append(session)
         if self.tenants is not None:
             app.cleanup_ctx.append(self._reload_keys)
+        if self.fallbacks is not None:
+            app.cleanup_ctx.append(self._check_fallbacks)
         return app
+
+    async def _check_fallbacks(self, _: web.Application) -> Any:
+        """Health-check every fallback now and then (GET /v1/models, with its key): an ejected
+        one comes back at its first good answer; re-read their key files too."""
+        assert self.fallbacks is not None
+        fallbacks = self.fallbacks
+        for remote in fallbacks.remotes:
+            self._remote_health(remote)
+
+        async def probe(remote: Remote) -> None:
+            assert self._session is not None
+            headers = {"Authorization": f"Bearer {remote.key}"} if remote.key else {}
+            timeout = aiohttp.ClientTimeout(total=min(5.0, remote.config.timeout_seconds))
+            try:
+                async with self._session.get(
+                    f"{remote.base()}/v1/models", headers=headers, timeout=timeout
+                ) as r:
+                    good = r.status == 200
+            except (aiohttp.ClientError, TimeoutError):
+                good = False
+            if good:
+                if not remote.healthy:
+                    log.info("fallback %s healthy again", remote.name)
+                remote.succeeded()
+                self._remote_health(remote)
+            else:
+                self._remote_failed(remote)
+
+        async def loop() -> None:
+            last_reload = time.monotonic()
+            while True:
+                await asyncio.gather(*(probe(r) for r in fallbacks.remotes))
+                if time.monotonic() - last_reload >= KEY_RELOAD_SECONDS:
+                    last_reload = time.monotonic()
+                    for problem in fallbacks.reload():
+                        log.warning("fallback keys: %s", problem)
+                await asyncio.sleep(self.health_seconds)
+
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
 
     async def _reload_keys(self, _: web.Application) -> Any:
         """Re-read the tenants' key files now and then: kubelet updates a mounted Secret in

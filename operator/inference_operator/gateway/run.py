@@ -13,6 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from inference_operator.gateway.discovery import Discovery
+from inference_operator.gateway.fallbacks import Fallbacks, parse_fallbacks
 from inference_operator.gateway.proxy import Dialer, Gateway, Limits, direct
 from inference_operator.gateway.tenants import Tenants, parse_tenants
 from inference_operator.routing import prefix
@@ -57,6 +58,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="YAML: tenants with API keys (key files), shares and limits; none: open to all",
     )
+    p.add_argument(
+        "--fallbacks",
+        default=None,
+        metavar="FILE",
+        help="YAML: remote endpoints per model that take requests the local replicas cannot "
+        "(docs/spill-over.md)",
+    )
 
 
 def _limits(args: argparse.Namespace) -> Limits:
@@ -89,8 +97,29 @@ def load_tenants(path: str | None) -> Tenants | None:
     return tenants
 
 
+def load_fallbacks(path: str | None) -> Fallbacks | None:
+    if path is None:
+        return None
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise SystemExit(f"--fallbacks {path}: {e.strerror}") from None
+    try:
+        fallbacks = Fallbacks(parse_fallbacks(text, f"--fallbacks {path}"))
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    for problem in fallbacks.problems:
+        log.warning("fallback keys: %s", problem)
+    return fallbacks
+
+
 def run(args: argparse.Namespace) -> int:
-    gateway = Gateway(_limits(args), args.zone, tenants=load_tenants(args.tenants))
+    gateway = Gateway(
+        _limits(args),
+        args.zone,
+        tenants=load_tenants(args.tenants),
+        fallbacks=load_fallbacks(args.fallbacks),
+    )
 
     async def start_discovery(_: web.Application) -> None:
         Discovery(gateway, asyncio.get_running_loop(), args.namespace, args.deployment).start()
@@ -118,6 +147,7 @@ def start_in_thread(
     dial: Dialer = direct,
     zone: str | None = None,
     tenants: Tenants | None = None,
+    fallbacks: Fallbacks | None = None,
 ) -> Running:
     """The same gateway on a background thread with its own loop (tests, the local demo)."""
     ready: dict[str, Running] = {}
@@ -127,7 +157,7 @@ def start_in_thread(
     def main() -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        gateway = Gateway(limits or Limits(), zone, dial, tenants)
+        gateway = Gateway(limits or Limits(), zone, dial, tenants, fallbacks)
         runner = web.AppRunner(gateway.app())
         loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, host, 0)
