@@ -18,11 +18,17 @@ import requests
 import yaml
 from localcluster import build_tools, free_port
 
+from inference_operator.gateway.fallbacks import parse_fallbacks
 from kubeharness import Cluster, eventually
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "inference-operator"
+FALLBACKS = (
+    'gateway.fallbacks=[{"name":"us-west-2","model":"llama","url":"https://llm.west.example.com",'
+    '"secretName":"west-key","spillAfterSeconds":0},'
+    '{"name":"eu","model":"llama","url":"http://eu-gw.infer.svc:80","priority":1}]'
+)
 VARIANTS = {
     "defaults": [],
     "everything": [
@@ -36,6 +42,8 @@ VARIANTS = {
         "--set-json",
         'gateway.tenants=[{"name":"team-a","secretName":"a-key","share":2,"maxConcurrency":8,'
         '"models":["llama"]},{"name":"team-b","secretName":"b-key","secretKey":"token"}]',
+        "--set-json",
+        FALLBACKS,
     ],
 }
 
@@ -89,6 +97,35 @@ def test_every_template_is_accepted_by_the_api_server(
     # client Secret), so no -n: kubectl refuses objects of another namespace under one.
     out = cluster.kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", input=rendered)
     assert out.stdout.count("serverside-applied") == len(docs), out.stdout
+
+
+def test_the_fallbacks_the_chart_renders_are_what_the_gateway_reads(cluster: Cluster) -> None:
+    rendered = helm(
+        cluster,
+        "template",
+        "t",
+        str(CHART),
+        "--set",
+        "gateway.enabled=true",
+        "--set-json",
+        FALLBACKS,
+    ).stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    (config,) = [d for d in docs if d["metadata"]["name"].endswith("-fallbacks")]
+    west, eu = parse_fallbacks(config["data"]["fallbacks.yaml"])
+    assert (west.name, west.spill_after_seconds, west.key_file) == (
+        "us-west-2",
+        0,
+        "/etc/infop/fallbacks/us-west-2/api-key",
+    )
+    assert (eu.priority, eu.spill_after_seconds, eu.key_file) == (1, 30, None)
+    (gateway,) = [
+        d for d in docs if d["kind"] == "Deployment" and "gateway" in d["metadata"]["name"]
+    ]
+    pod = gateway["spec"]["template"]["spec"]
+    assert "--fallbacks=/etc/infop/fallbacks.yaml" in pod["containers"][0]["args"]
+    mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert {"/etc/infop/fallbacks.yaml", "/etc/infop/fallbacks/us-west-2"} <= mounts
 
 
 def test_helm_install_runs_the_operator_on_fake_nodes(cluster: Cluster, release_ns: str) -> None:
