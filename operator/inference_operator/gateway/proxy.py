@@ -437,6 +437,9 @@ class Gateway:
         """Locally, or on a fallback when the local replicas cannot take it."""
         model = str(body["model"])
         spill = self.fallbacks.spill_after(model) if self.fallbacks is not None else None
+        if tenant.at_capacity:
+            # Its wait is its own limit, not the model's capacity: spilling would lift the limit.
+            spill = None
         try:
             return await self._forward(route, request, raw, tenant, key, spill)
         except Spill as s:
