@@ -281,6 +281,33 @@ BAD = [
     ),
     (with_("accelerator.types", ["0."]), "spec.accelerator.types[0]", "should match"),
     (with_("nodePool.zones", ["us-east-1a-"]), "spec.nodePool.zones[0]", "should match"),
+    # LoRA adapters.
+    (
+        with_("adapters", [{"name": "sql", "uri": "s3://bucket/sql-lora"}]),
+        "spec.adapters[0].uri",
+        "should match",
+    ),
+    (
+        with_(
+            "adapters",
+            [{"name": "sql", "uri": "hf://org/a"}, {"name": "sql", "uri": "hf://org/b"}],
+        ),
+        "spec.adapters: Invalid value",
+        "adapters[].name must be unique",
+    ),
+    (
+        with_(
+            "adapters",
+            [
+                {"name": "a", "uri": "hf://org/a", "tokenSecretRef": {"name": "t1", "key": "k"}},
+                {"name": "b", "uri": "hf://org/b", "tokenSecretRef": {"name": "t2", "key": "k"}},
+            ],
+        ),
+        "spec.adapters: Invalid value",
+        "vLLM reads one HF_TOKEN",
+    ),
+    (with_("lora", {"maxRank": 24}), "spec.lora.maxRank", "supported values"),
+    (with_("engine.args", ["--enable-lora"]), "spec.engine.args", "operator owns"),
     # Unknown fields, deeply nested junk: refused by name (server-side apply's typed patch).
     (with_("replicaz", 3), ".spec.replicaz: field not declared in schema", ""),
     (

@@ -43,6 +43,9 @@ OWNED_FLAGS = (
     "--tensor-parallel-size",
     "--max-model-len",
     "--dtype",
+    "--enable-lora",
+    "--max-loras",
+    "--max-lora-rank",
 )
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
@@ -102,7 +105,7 @@ ZERO_NEEDS_MIN_0 = "scaleToZero requires minReplicas: 0"
 OWNED_ARGS = "args may not set flags the operator owns: " + ", ".join(OWNED_FLAGS)
 # Variables the operator sets itself; a second entry with the same name is refused by the API
 # server when the Deployment is applied, long after admission.
-OWNED_ENV = ("HF_TOKEN", "VLLM_NO_USAGE_STATS")
+OWNED_ENV = ("HF_TOKEN", "VLLM_NO_USAGE_STATS", "VLLM_ALLOW_RUNTIME_LORA_UPDATING")
 OWNED_ENV_RULE = "env may not set variables the operator owns: " + ", ".join(OWNED_ENV)
 UNIQUE_ENV = "env names must be unique"
 NVIDIA_TP = "perReplica must be 1, 2, 4 or 8 for nvidia (tensor parallel size)"
@@ -815,8 +818,74 @@ class CapacitySpec(Base):
     )
 
 
+ADAPTER_NAMES = "adapters[].name must be unique"
+ADAPTER_TOKENS = (
+    "adapters[].tokenSecretRef: vLLM reads one HF_TOKEN, so every adapter's tokenSecretRef "
+    "must be the same Secret key, and the model's tokenSecretRef if it has one"
+)
+LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+
+
+class Adapter(Base):
+    """A LoRA adapter served on top of the base model: clients send its name as `model`."""
+
+    name: str = Field(
+        description="The name clients send as `model`; unique among the adapters.",
+        min_length=1,
+        max_length=63,
+        pattern=DNS_LABEL.replace("[-a-z0-9]", "[-a-z0-9.]"),
+    )
+    uri: str = Field(
+        description="Where it comes from: hf://ORG/NAME (Hugging Face, loaded by vLLM) or "
+        "pvc://CLAIM/PATH (a PersistentVolumeClaim in this namespace, mounted read-only).",
+        min_length=6,
+        max_length=512,
+        pattern=r"^(hf://[^/\s]+/[^\s]+|pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[^\s]+)$",
+    )
+    token_secret_ref: SecretKeyRef | None = Field(
+        None,
+        description="A Secret key with the Hugging Face token for a private hf:// adapter "
+        "(HF_TOKEN: one for the model and all adapters).",
+    )
+
+
+class LoraSpec(Base):
+    """How vLLM serves LoRA adapters (--enable-lora). On whenever spec.adapters is not empty."""
+
+    enabled: bool = Field(
+        False,
+        description="Serve adapters even while spec.adapters is empty, so adding the first one "
+        "loads it at run time instead of rolling the replicas.",
+    )
+    max_loras: int = Field(
+        4, description="Adapters in one batch at once (vLLM --max-loras).", ge=1, le=64
+    )
+    max_rank: Literal[8, 16, 32, 64, 128, 256, 320, 512] = Field(
+        16, description="The largest adapter rank (vLLM --max-lora-rank)."
+    )
+
+
 class InferenceDeploymentSpec(Base):
     """Desired state of an InferenceDeployment."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.adapters) || self.adapters.all(a, "
+                "self.adapters.exists_one(b, b.name == a.name))",
+                ADAPTER_NAMES,
+                fieldPath=".adapters",
+            ),
+            cel(
+                "!has(self.adapters) || self.adapters.all(a, !has(a.tokenSecretRef) || "
+                "(self.adapters.all(b, !has(b.tokenSecretRef) || "
+                "b.tokenSecretRef == a.tokenSecretRef) && (!has(self.model.tokenSecretRef) || "
+                "self.model.tokenSecretRef == a.tokenSecretRef)))",
+                ADAPTER_TOKENS,
+                fieldPath=".adapters",
+            ),
+        )
+    )
 
     model: ModelSpec = Field(description="What to serve.")
     engine: EngineSpec = Field(default_factory=EngineSpec, description="The vLLM engine.")
@@ -843,6 +912,31 @@ class InferenceDeploymentSpec(Base):
         description="A weights and compile cache that new replicas read instead of the hub "
         "(shorter start-ups); omit for none.",
     )
+    adapters: list[Adapter] = Field(
+        default_factory=list,
+        description="LoRA adapters, loaded on every Ready replica and added or removed at run "
+        "time without a restart (docs/lora.md).",
+        max_length=64,
+    )
+    lora: LoraSpec = Field(default_factory=LoraSpec, description="vLLM's LoRA settings.")
+
+    @model_validator(mode="after")
+    def _adapters(self) -> InferenceDeploymentSpec:
+        names = [a.name for a in self.adapters]
+        if len(set(names)) != len(names):
+            raise ValueError(ADAPTER_NAMES)
+        tokens = {a.token_secret_ref for a in self.adapters if a.token_secret_ref is not None}
+        if len(tokens) > 1 or (
+            tokens
+            and self.model.token_secret_ref is not None
+            and tokens != {self.model.token_secret_ref}
+        ):
+            raise ValueError(ADAPTER_TOKENS)
+        return self
+
+    @property
+    def lora_enabled(self) -> bool:
+        return bool(self.adapters) or self.lora.enabled
 
 
 class Condition(Base):

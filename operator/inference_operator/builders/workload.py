@@ -10,6 +10,7 @@ from inference_operator.api.models import (
     DEFAULT_NEURON_IMAGE,
     InferenceDeploymentSpec,
 )
+from inference_operator.builders import lora
 from inference_operator.builders.names import PORT, Owner
 from inference_operator.builders.placement import is_hyperpod, type_label
 
@@ -77,6 +78,7 @@ def vllm_args(owner: Owner, spec: InferenceDeploymentSpec) -> list[str]:
         args += ["--quantization", "fp8"]
     # int8/int4 come from the checkpoint's own quantization config; vLLM detects it.
     args += ["--disable-access-log-for-endpoints", "/health,/metrics,/ping"]
+    args += lora.lora_args(spec)
     return [*args, *extra, *spec.engine.args]
 
 
@@ -166,9 +168,11 @@ def build_deployment(
                 "valueFrom": {"secretKeyRef": {"name": token.name, "key": token.key}},
             }
         )
+    env += lora.lora_env(spec)
     env += [{"name": e.name, "value": e.value} for e in spec.engine.env]
     cache_env, cache_volumes, cache_mounts = _cache(spec, {e["name"] for e in env})
     env += cache_env
+    adapter_volumes, adapter_mounts = lora.lora_volumes(spec)
 
     def probe() -> dict[str, Any]:
         return {"httpGet": {"path": "/health", "port": "http"}}
@@ -212,6 +216,7 @@ def build_deployment(
                     {"name": "cache", "mountPath": "/root/.cache"},
                     *mounts,
                     *cache_mounts,
+                    *adapter_mounts,
                 ],
             }
         ],
@@ -220,6 +225,7 @@ def build_deployment(
             {"name": "cache", "emptyDir": {}},
             *volumes,
             *cache_volumes,
+            *adapter_volumes,
         ],
     }
     affinity = _node_affinity(spec)
