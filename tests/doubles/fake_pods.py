@@ -43,6 +43,20 @@ def served_model(pod: dict[str, Any]) -> str:
     return str(pod["metadata"]["name"])
 
 
+def lora_settings(pod: dict[str, Any]) -> dict[str, Any]:
+    """What vLLM would make of the pod's LoRA flags and environment."""
+    container = pod["spec"]["containers"][0]
+    args = [*(container.get("command") or []), *(container.get("args") or [])]
+    env = {e["name"]: e.get("value") for e in container.get("env") or []}
+    max_loras = args[args.index("--max-loras") + 1] if "--max-loras" in args[:-1] else "1"
+    return {
+        "lora": "--enable-lora" in args,
+        "max_loras": int(max_loras),
+        "runtime_lora_updates": str(env.get("VLLM_ALLOW_RUNTIME_LORA_UPDATING")).lower()
+        in ("true", "1"),
+    }
+
+
 @dataclass
 class Replica:
     pod: str
@@ -121,14 +135,16 @@ class FakePods:
                 changed = True
         for name, pod in ready.items():
             if name not in self.replicas:
-                await self._start_replica(name, served_model(pod))
+                await self._start_replica(name, served_model(pod), lora_settings(pod))
                 changed = True
         if changed:
             self._write_sd()
 
-    async def _start_replica(self, pod: str, model: str) -> None:
+    async def _start_replica(
+        self, pod: str, model: str, lora: dict[str, Any] | None = None
+    ) -> None:
         host = f"{self.subnet}.{self._free.pop(0)}"
-        fake = FakeVllm(model, self.profile, self.speed)
+        fake = FakeVllm(model, self.profile, self.speed, **(lora or {}))
         runner = web.AppRunner(make_app(fake), handle_signals=False)
         await runner.setup()
         await web.TCPSite(runner, host, PORT).start()

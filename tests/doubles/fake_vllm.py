@@ -134,6 +134,13 @@ class _Metrics:
             ["method", "status", "handler"],
             registry=r,
         )
+        # Present only with --enable-lora, as in vLLM; no model_name or engine label.
+        self.lora_info = Gauge(
+            "vllm:lora_requests_info",
+            "Running stats on lora requests.",
+            ["max_lora", "waiting_lora_adapters", "running_lora_adapters"],
+            registry=r,
+        )
         self.labels = {"model_name": model, "engine": "0"}
         for c in (
             self.running,
@@ -156,6 +163,13 @@ class FakeVllm:
     profile: EngineProfile = field(default_factory=lambda: PROFILES["llama-3.1-8b/h100"])
     speed: float = 1.0
     tick_seconds: float = 0.005
+    # vLLM's --enable-lora and --max-loras, and VLLM_ALLOW_RUNTIME_LORA_UPDATING (without it the
+    # load and unload endpoints do not exist).
+    lora: bool = False
+    max_loras: int = 1
+    runtime_lora_updates: bool = False
+    # Loaded adapters: name -> lora_path. A path containing "missing" fails to load.
+    adapters: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.metrics = _Metrics(self.model)
@@ -167,6 +181,20 @@ class FakeVllm:
         self._preemptions_seen = 0
         self._queries_seen = 0
         self._hits_seen = 0
+        self.running_adapters: dict[str, int] = {}
+        self._lora_info_labels: tuple[str, str, str] | None = None
+        self._export_lora()
+
+    def _export_lora(self) -> None:
+        if not self.lora:
+            return
+        running = ",".join(sorted(a for a, n in self.running_adapters.items() if n))
+        labels = (str(self.max_loras), "", running)
+        if labels != self._lora_info_labels:
+            if self._lora_info_labels is not None:
+                self.metrics.lora_info.remove(*self._lora_info_labels)
+            self._lora_info_labels = labels
+        self.metrics.lora_info.labels(*labels).set(time.time())
 
     def now(self) -> float:
         return (time.monotonic() - self._t0) * self.speed
@@ -202,9 +230,23 @@ class FakeVllm:
         return request.generated
 
     async def generate(
-        self, prompt_tokens: int, max_tokens: int, blocks: tuple[tuple[int, int], ...] = ()
+        self,
+        prompt_tokens: int,
+        max_tokens: int,
+        blocks: tuple[tuple[int, int], ...] = (),
+        adapter: str | None = None,
     ) -> Any:
         """Yield counts of new tokens as the engine produces them (an async generator)."""
+        if adapter is not None:
+            self.running_adapters[adapter] = self.running_adapters.get(adapter, 0) + 1
+            self._export_lora()
+            try:
+                async for n in self.generate(prompt_tokens, max_tokens, blocks):
+                    yield n
+            finally:
+                self.running_adapters[adapter] -= 1
+                self._export_lora()
+            return
         request = Request(self.now(), max(1, prompt_tokens), max(1, max_tokens), prefixes=blocks)
         self.engine.advance(request.arrival)
         self.engine.enqueue(request)
@@ -269,20 +311,45 @@ def make_app(fake: FakeVllm) -> web.Application:
         return web.Response(status=200)
 
     async def models(_: web.Request) -> web.Response:
+        base = {
+            "id": fake.model,
+            "object": "model",
+            "owned_by": "vllm",
+            "root": fake.model,
+            "parent": None,
+            "max_model_len": 8192,
+        }
+        adapters = [
+            {"id": name, "object": "model", "owned_by": "vllm", "root": path, "parent": fake.model}
+            for name, path in sorted(fake.adapters.items())
+        ]
+        return web.json_response({"object": "list", "data": [base, *adapters]})
+
+    def lora_error(message: str, status: int = 400) -> web.Response:
         return web.json_response(
-            {
-                "object": "list",
-                "data": [
-                    {
-                        "id": fake.model,
-                        "object": "model",
-                        "owned_by": "vllm",
-                        "root": fake.model,
-                        "max_model_len": 8192,
-                    }
-                ],
-            }
+            {"error": {"message": message, "type": "BadRequestError", "code": status}},
+            status=status,
         )
+
+    async def load_adapter(req: web.Request) -> web.Response:
+        body = await req.json()
+        name, path = body.get("lora_name"), body.get("lora_path")
+        if not name or not path:
+            return lora_error("Both 'lora_name' and 'lora_path' must be provided.")
+        if name in fake.adapters:
+            return lora_error(f"The lora adapter '{name}' has already been loaded.")
+        if "missing" in str(path):
+            return lora_error(f"Loading lora {name} failed: No adapter found for {path}")
+        fake.adapters[name] = str(path)
+        return web.Response(text=f"Success: LoRA adapter '{name}' added successfully.")
+
+    async def unload_adapter(req: web.Request) -> web.Response:
+        body = await req.json()
+        name = body.get("lora_name")
+        if name not in fake.adapters:
+            return lora_error(f"The lora adapter '{name}' cannot be found.", 404)
+        del fake.adapters[name]
+        return web.Response(text=f"Success: LoRA adapter '{name}' removed successfully.")
 
     async def metrics(req: web.Request) -> web.Response:
         # vLLM mounts prometheus_client's ASGI app, which picks the format from the scrape's
@@ -309,7 +376,7 @@ def make_app(fake: FakeVllm) -> web.Application:
             return web.json_response(
                 {"error": {"message": str(e), "type": "BadRequestError", "code": 400}}, status=400
             )
-        if body.get("model") not in (None, fake.model):
+        if body.get("model") not in (None, fake.model, *fake.adapters):
             fake.metrics.http.labels("POST", "4xx", handler).inc()
             return web.json_response(
                 {
@@ -323,6 +390,7 @@ def make_app(fake: FakeVllm) -> web.Application:
             )
         prompt_tokens = _count_tokens(body)
         blocks = _blocks(body)
+        adapter = body["model"] if body.get("model") in fake.adapters else None
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
         created = int(time.time())
         obj = "chat.completion" if chat else "text_completion"
@@ -339,7 +407,7 @@ def make_app(fake: FakeVllm) -> web.Application:
         fake.metrics.http.labels("POST", "2xx", handler).inc()
         if not body.get("stream"):
             total = 0
-            async for n in fake.generate(prompt_tokens, max_tokens, blocks):
+            async for n in fake.generate(prompt_tokens, max_tokens, blocks, adapter):
                 total += n
             return web.json_response(
                 {
@@ -360,7 +428,7 @@ def make_app(fake: FakeVllm) -> web.Application:
         )
         await resp.prepare(req)
         total = 0
-        async for n in fake.generate(prompt_tokens, max_tokens, blocks):
+        async for n in fake.generate(prompt_tokens, max_tokens, blocks, adapter):
             total += n
             chunk = {
                 "id": rid,
@@ -379,6 +447,9 @@ def make_app(fake: FakeVllm) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/v1/completions", complete)
     app.router.add_post("/v1/chat/completions", complete)
+    if fake.lora and fake.runtime_lora_updates:
+        app.router.add_post("/v1/load_lora_adapter", load_adapter)
+        app.router.add_post("/v1/unload_lora_adapter", unload_adapter)
 
     async def engine_task(app: web.Application) -> Any:
         task = asyncio.create_task(fake.run_engine())

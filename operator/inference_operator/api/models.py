@@ -1046,6 +1046,17 @@ class GatewayStatus(Base):
     service: str = Field(description="Its Service, in this namespace (port 80).")
 
 
+class AdapterStatus(Base):
+    """Where one LoRA adapter is loaded."""
+
+    name: str = Field(description="The adapter.")
+    loaded: int = Field(description="Ready replicas that serve it.")
+    replicas: int = Field(description="Ready replicas.")
+    error: str | None = Field(
+        None, description="The last load failure (the replica and vLLM's answer).", max_length=1024
+    )
+
+
 class InferenceDeploymentStatus(Base):
     """Observed state of an InferenceDeployment."""
 
@@ -1070,6 +1081,9 @@ class InferenceDeploymentStatus(Base):
     gateway: GatewayStatus | None = Field(None, description="The gateway spec.gateway made.")
     warm: WarmStatus | None = Field(
         None, description="Warm capacity sized by the scaling brain (spec.capacity.warm.auto)."
+    )
+    adapters: list[AdapterStatus] | None = Field(
+        None, description="LoRA adapters: loaded on how many of the Ready replicas."
     )
     scaler_state: dict[str, Any] | None = Field(
         None,

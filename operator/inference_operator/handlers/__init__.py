@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 
 from inference_operator import runtime, telemetry
-from inference_operator.handlers import autoscale, cache, timer, workload  # noqa: F401 (registers)
+from inference_operator.handlers import adapters, autoscale, cache, timer, workload  # noqa: F401
 from inference_operator.kube import apply as kube
 from inference_operator.kube import kopf_hooks
 from inference_operator.scaler.server import ScalerServer

@@ -23,7 +23,7 @@ import kopf
 
 from inference_operator import runtime, telemetry
 from inference_operator.api.models import GROUP, PLURAL, VERSION
-from inference_operator.handlers import autoscale, workload
+from inference_operator.handlers import adapters, autoscale, workload
 from inference_operator.kube import apply as kube
 from inference_operator.scaling.cadence import Cadence
 
@@ -105,6 +105,8 @@ def run_passes(
         if decide:
             with telemetry.timed("autoscale"):
                 autoscale.decide(body, patch, logger, indexes)
+            # LoRA adapters on the Ready replicas, at the recommender's pace.
+            adapters.sync(body, patch, logger, indexes)
     except (kopf.TemporaryError, kopf.PermanentError) as e:
         logger.warning(f"periodic pass: {e}")
     except Exception:
