@@ -41,6 +41,12 @@ def targets_of(slices: list[dict[str, Any]]) -> list[Target]:
     return sorted(out.values(), key=lambda t: t.name)
 
 
+def adapters_of(obj: dict[str, Any]) -> list[str]:
+    """The LoRA adapters an InferenceDeployment names (pure)."""
+    adapters = (obj.get("spec") or {}).get("adapters") or []
+    return [str(a["name"]) for a in adapters if isinstance(a, dict) and a.get("name")]
+
+
 def _service_of(obj: dict[str, Any]) -> tuple[str, str]:
     meta = obj["metadata"]
     return (str(meta["namespace"]), str((meta.get("labels") or {})[SERVICE_NAME]))
@@ -96,6 +102,7 @@ class Discovery:
                 self.loop.call_soon_threadsafe(self.gateway.remove_route, old)
             if kind != "DELETED":
                 self.loop.call_soon_threadsafe(self.gateway.set_route, model, *key)
+                self.loop.call_soon_threadsafe(self.gateway.set_adapters, model, adapters_of(got))
                 self._publish(key)
 
     def _model_of(self, obj: dict[str, Any]) -> tuple[tuple[str, str], str | None]:
@@ -108,6 +115,7 @@ class Discovery:
     def _sync_deployments(self, items: list[dict[str, Any]]) -> None:
         """A fresh list replaces what the last session knew (a deletion missed is dropped)."""
         models = {key: model for key, model in map(self._model_of, items) if model is not None}
+        adapters = {self._model_of(obj)[0]: adapters_of(obj) for obj in items}
         with self._lock:
             before, self._deployments = self._deployments, dict(models)
         for key, old in before.items():
@@ -115,6 +123,7 @@ class Discovery:
                 self.loop.call_soon_threadsafe(self.gateway.remove_route, old)
         for key, model in models.items():
             self.loop.call_soon_threadsafe(self.gateway.set_route, model, *key)
+            self.loop.call_soon_threadsafe(self.gateway.set_adapters, model, adapters[key])
             self._publish(key)
 
     def _watch_slices(self) -> None:

@@ -27,6 +27,8 @@ class Slot:
     # It refused a connection: skip it until then (Ready in its EndpointSlice a moment before
     # its server listens, or a moment after it stopped).
     cooling_until: float = 0.0
+    # LoRA adapters it serves, as its /v1/models last said.
+    adapters: frozenset[str] = frozenset()
 
 
 class Pool:
@@ -70,14 +72,19 @@ class Pool:
     def outstanding(self) -> int:
         return sum(s.outstanding for s in self.slots.values())
 
-    def acquire(self, now: float = 0.0, key: int | None = None) -> Target | None:
+    def acquire(
+        self, now: float = 0.0, key: int | None = None, adapter: str | None = None
+    ) -> Target | None:
         """Take a slot on the best replica for a request with this prefix key (None: no
-        prompt), or None when every replica is full (or none)."""
+        prompt) and, for a LoRA adapter, among the replicas that serve it (any replica while
+        none is known to: the operator is loading it), or None when every replica is full."""
         free = {
             name: s
             for name, s in self.slots.items()
             if not s.draining and s.outstanding < self.max_per_replica and s.cooling_until <= now
         }
+        if adapter is not None and any(adapter in s.adapters for s in self.slots.values()):
+            free = {name: s for name, s in free.items() if adapter in s.adapters}
         if not free:
             return None
         # Another zone counts as one extra request in flight.
@@ -93,6 +100,11 @@ class Pool:
         best = free[chosen]
         best.outstanding += 1
         return best.target
+
+    def serve_adapters(self, name: str, adapters: frozenset[str]) -> None:
+        slot = self.slots.get(name)
+        if slot is not None:
+            slot.adapters = adapters
 
     def cool(self, target: Target, until: float) -> None:
         slot = self.slots.get(target.name)

@@ -62,6 +62,8 @@ MAX_REFUSALS = 20
 # Says who answered: "local", or "fallback/<name>" for a spilled request.
 SERVED_BY = "X-Inference-Served-By"
 HEALTH_SECONDS = 10.0
+# How often the gateway asks replicas which LoRA adapters they serve.
+ADAPTER_POLL_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,9 @@ class Route:
     pool: Pool
     waiting: int = 0
     queues: Queues = field(default_factory=Queues)
+    # A LoRA adapter's route: its name, and the base model whose replicas (and pool) it shares.
+    adapter: str | None = None
+    base: str | None = None
 
 
 log = logging.getLogger(__name__)
@@ -211,6 +216,7 @@ class Gateway:
         self.limits = limits or Limits()
         self.fallbacks = fallbacks
         self.health_seconds = health_seconds
+        self.adapter_poll_seconds = ADAPTER_POLL_SECONDS
         self.dial = dial
         self.zone = zone
         self.tenants = tenants
@@ -230,6 +236,29 @@ class Gateway:
 
     def remove_route(self, model: str) -> None:
         self.routes.pop(model, None)
+        for name, route in list(self.routes.items()):
+            if route.base == model:
+                del self.routes[name]
+
+    def set_adapters(self, model: str, adapters: list[str]) -> None:
+        """The LoRA adapters served on top of a model: each a route of its own on the model's
+        replicas (one pool, so requests in flight count once per replica)."""
+        base = self.routes.get(model)
+        for name, route in list(self.routes.items()):
+            if route.base == model and (name not in adapters or base is None):
+                del self.routes[name]
+        if base is None:
+            return
+        for name in adapters:
+            known = self.routes.get(name)
+            if known is not None and known.base == model and known.pool is base.pool:
+                continue
+            if known is not None and known.base is None:
+                continue  # a model of its own has that name; it wins
+            self.routes[name] = Route(
+                base.namespace, base.deployment, base.pool, adapter=name, base=model
+            )
+            self._waiting_gauge(self.routes[name]).set(0)
 
     async def set_targets(self, namespace: str, deployment: str, targets: list[Target]) -> None:
         for route in self.routes.values():
@@ -252,7 +281,7 @@ class Gateway:
         """Hand free slots to waiters, fairly across tenants (tenants.fair_pick)."""
         now = time.monotonic()
         while (waiter := fair_pick(route.queues)) is not None:
-            target = route.pool.acquire(now, waiter.key)
+            target = route.pool.acquire(now, waiter.key, route.adapter)
             if target is None:
                 return
             route.queues.remove(waiter)
@@ -296,7 +325,7 @@ class Gateway:
         """A slot on a local replica; with `spill` (seconds), Spill once it has waited that
         long or the queue is full."""
         if not route.queues.waiting and not tenant.at_capacity:
-            target = route.pool.acquire(time.monotonic(), key)
+            target = route.pool.acquire(time.monotonic(), key, route.adapter)
             if target is not None:
                 self._take(route, tenant)
                 return target
@@ -358,6 +387,9 @@ class Gateway:
         route.queues.in_flight[tenant.name] -= 1
         self.metrics.tenant_in_flight.labels(tenant.name).set(tenant.in_flight)
         self._dispatch(route)
+        for other in self.routes.values():
+            if other is not route and other.pool is route.pool and other.queues.waiting:
+                self._dispatch(other)  # a model and its adapters share the freed slot
         if tenant.config.max_concurrency is not None:
             # Below its limit again: its requests waiting for other models may go now.
             for other in self.routes.values():
@@ -611,7 +643,7 @@ class Gateway:
                 )
             tenant = found
         data = [
-            {"id": m, "object": "model", "owned_by": r.namespace}
+            {"id": m, "object": "model", "owned_by": r.namespace, "parent": r.base}
             for m, r in sorted(self.routes.items())
             if tenant.may_use(m)
         ]
@@ -650,7 +682,48 @@ class Gateway:
             app.cleanup_ctx.append(self._reload_keys)
         if self.fallbacks is not None:
             app.cleanup_ctx.append(self._check_fallbacks)
+        app.cleanup_ctx.append(self._poll_adapters)
         return app
+
+    async def _poll_adapters(self, _: web.Application) -> Any:
+        """Ask the replicas of models with adapters which adapters they serve (their
+        /v1/models), so an adapter's requests go where it is loaded."""
+
+        async def ask(base: str, pool: Pool, name: str, target: Target) -> None:
+            assert self._session is not None
+            url = f"http://{self.dial(target.name, target.ip, target.port)}/v1/models"
+            try:
+                timeout = aiohttp.ClientTimeout(total=5)
+                async with self._session.get(url, timeout=timeout) as r:
+                    listed = (await r.json()).get("data") or [] if r.status == 200 else None
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                return  # as it was: the next poll asks again
+            if listed is None:
+                return
+            served = frozenset(
+                str(e.get("id")) for e in listed if isinstance(e, dict) and e.get("parent") == base
+            )
+            pool.serve_adapters(name, served)
+
+        async def loop() -> None:
+            while True:
+                asks = []
+                for model, route in list(self.routes.items()):
+                    if route.base is not None or not any(
+                        r.base == model for r in self.routes.values()
+                    ):
+                        continue
+                    for name, slot in list(route.pool.slots.items()):
+                        asks.append(ask(model, route.pool, name, slot.target))
+                await asyncio.gather(*asks)
+                for route in list(self.routes.values()):
+                    if route.adapter is not None and route.queues.waiting:
+                        self._dispatch(route)
+                await asyncio.sleep(self.adapter_poll_seconds)
+
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
 
     async def _check_fallbacks(self, _: web.Application) -> Any:
         """Health-check every fallback now and then (GET /v1/models, with its key): an ejected
