@@ -75,10 +75,15 @@ class FakePods:
         speed: float = 1.0,
         subnet: str = "127.0.1",
         period: float = 0.1,
+        on_pod_ip: bool = False,
     ) -> None:
         self.namespace, self.selector, self.sd_file = namespace, selector, sd_file
         self.profile = profile or PROFILES["llama-3.1-8b/h100"]
         self.speed, self.subnet, self.period = speed, subnet, period
+        # Listen on the pod's own IP instead of a loopback address of our choosing: for tests
+        # that made kwok's pod CIDR local in their own network namespace, so the operator reaches
+        # a replica at the pod's IP as it would in a cluster.
+        self.on_pod_ip = on_pod_ip
         self.replicas: dict[str, Replica] = {}
         self._free = list(range(2, 255))
         self._lock = threading.Lock()
@@ -127,7 +132,11 @@ class FakePods:
             await self._stop_replica(pod)
 
     async def _sync(self, pods: list[dict[str, Any]]) -> None:
-        ready = {p["metadata"]["name"]: p for p in pods if pod_serving(p)}
+        ready = {
+            p["metadata"]["name"]: p
+            for p in pods
+            if pod_serving(p) and (not self.on_pod_ip or (p.get("status") or {}).get("podIP"))
+        }
         changed = False
         for name in list(self.replicas):
             if name not in ready:
@@ -135,15 +144,16 @@ class FakePods:
                 changed = True
         for name, pod in ready.items():
             if name not in self.replicas:
-                await self._start_replica(name, served_model(pod), lora_settings(pod))
+                host = pod["status"]["podIP"] if self.on_pod_ip else None
+                await self._start_replica(name, served_model(pod), lora_settings(pod), host)
                 changed = True
         if changed:
             self._write_sd()
 
     async def _start_replica(
-        self, pod: str, model: str, lora: dict[str, Any] | None = None
+        self, pod: str, model: str, lora: dict[str, Any] | None = None, host: str | None = None
     ) -> None:
-        host = f"{self.subnet}.{self._free.pop(0)}"
+        host = host or f"{self.subnet}.{self._free.pop(0)}"
         fake = FakeVllm(model, self.profile, self.speed, **(lora or {}))
         runner = web.AppRunner(make_app(fake), handle_signals=False)
         await runner.setup()
@@ -157,7 +167,8 @@ class FakePods:
         # The pod is gone: its connections go with it, as they would on a real node.
         await r.runner.shutdown()
         await r.runner.cleanup()
-        self._free.append(int(r.host.rsplit(".", 1)[1]))
+        if r.host.startswith(self.subnet + "."):
+            self._free.append(int(r.host.rsplit(".", 1)[1]))
 
     def _write_sd(self) -> None:
         with self._lock:
