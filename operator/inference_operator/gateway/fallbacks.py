@@ -17,12 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from inference_operator.api.errors import field_path
+from inference_operator.gateway.config_file import parse_file, unique_names
 
 FALLBACK_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 FAILURES_TO_EJECT = 3
@@ -66,21 +64,8 @@ class FallbacksFile(BaseModel):
 
 def parse_fallbacks(text: str, where: str = "fallbacks file") -> tuple[FallbackConfig, ...]:
     """The fallbacks, or ValueError naming the field, the value and what is allowed."""
-    try:
-        raw: Any = yaml.safe_load(text)
-        found = FallbacksFile.model_validate(raw).fallbacks
-    except yaml.YAMLError as e:
-        raise ValueError(f"{where}: not YAML: {e}") from None
-    except ValidationError as e:
-        problems = [
-            f"{field_path(err['loc'])}: {err['msg']} (got {err.get('input')!r})"
-            for err in e.errors()
-        ]
-        raise ValueError(f"{where}: " + "; ".join(problems)) from None
-    names = [f.name for f in found]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise ValueError(f"{where}: fallbacks[].name must be unique (twice: {', '.join(twice)})")
+    found = parse_file(FallbacksFile, text, where).fallbacks
+    unique_names([f.name for f in found], "fallbacks[].name", where)
     return found
 
 

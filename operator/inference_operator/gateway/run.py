@@ -7,8 +7,10 @@ import argparse
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -81,36 +83,36 @@ def _limits(args: argparse.Namespace) -> Limits:
     return Limits(args.max_per_replica, args.max_waiting, args.queue_timeout, epsilon)
 
 
-def load_tenants(path: str | None) -> Tenants | None:
+Loaded = TypeVar("Loaded", Tenants, Fallbacks)
+
+
+def _load(
+    flag: str, path: str | None, make: Callable[[str, str], Loaded], what: str
+) -> Loaded | None:
+    """A --tenants or --fallbacks file, or exit naming the flag, the file and the problem."""
     if path is None:
         return None
     try:
         text = Path(path).read_text()
     except OSError as e:
-        raise SystemExit(f"--tenants {path}: {e.strerror}") from None
+        raise SystemExit(f"{flag} {path}: {e.strerror}") from None
     try:
-        tenants = Tenants(parse_tenants(text, f"--tenants {path}"))
+        loaded = make(text, f"{flag} {path}")
     except ValueError as e:
         raise SystemExit(str(e)) from None
-    for problem in tenants.problems:
-        log.warning("tenant keys: %s", problem)
-    return tenants
+    for problem in loaded.problems:
+        log.warning("%s: %s", what, problem)
+    return loaded
+
+
+def load_tenants(path: str | None) -> Tenants | None:
+    return _load("--tenants", path, lambda t, w: Tenants(parse_tenants(t, w)), "tenant keys")
 
 
 def load_fallbacks(path: str | None) -> Fallbacks | None:
-    if path is None:
-        return None
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise SystemExit(f"--fallbacks {path}: {e.strerror}") from None
-    try:
-        fallbacks = Fallbacks(parse_fallbacks(text, f"--fallbacks {path}"))
-    except ValueError as e:
-        raise SystemExit(str(e)) from None
-    for problem in fallbacks.problems:
-        log.warning("fallback keys: %s", problem)
-    return fallbacks
+    return _load(
+        "--fallbacks", path, lambda t, w: Fallbacks(parse_fallbacks(t, w)), "fallback keys"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

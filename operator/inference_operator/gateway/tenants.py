@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from inference_operator.api.errors import field_path
+from inference_operator.gateway.config_file import parse_file, unique_names
 
 TENANT_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
@@ -49,21 +48,8 @@ class TenantsFile(BaseModel):
 
 def parse_tenants(text: str, where: str = "tenants file") -> tuple[TenantConfig, ...]:
     """The tenants, or ValueError naming the field, the value and what is allowed."""
-    try:
-        raw: Any = yaml.safe_load(text)
-        tenants = TenantsFile.model_validate(raw).tenants
-    except yaml.YAMLError as e:
-        raise ValueError(f"{where}: not YAML: {e}") from None
-    except ValidationError as e:
-        problems = [
-            f"{field_path(err['loc'])}: {err['msg']} (got {err.get('input')!r})"
-            for err in e.errors()
-        ]
-        raise ValueError(f"{where}: " + "; ".join(problems)) from None
-    names = [t.name for t in tenants]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise ValueError(f"{where}: tenants[].name must be unique (twice: {', '.join(twice)})")
+    tenants = parse_file(TenantsFile, text, where).tenants
+    unique_names([t.name for t in tenants], "tenants[].name", where)
     return tenants
 
 

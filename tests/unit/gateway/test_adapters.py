@@ -5,37 +5,17 @@ unloaded, and /v1/models lists the base model and its adapters."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 
 import aiohttp
-from aiohttp import web
 
+from doubles.aio import serve, until
 from doubles.fake_vllm import FakeVllm, make_app
 from inference_operator.gateway.discovery import adapters_of
 from inference_operator.gateway.pool import Target
 from inference_operator.gateway.proxy import Gateway, Limits
 
 BASE = "llama"
-
-
-@asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[int]:
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield int(runner.addresses[0][1])
-    finally:
-        await runner.cleanup()
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
 
 
 def served(fake: FakeVllm) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,6 +13,7 @@ from contextlib import asynccontextmanager
 import aiohttp
 from aiohttp import web
 
+from doubles.aio import serve, until
 from inference_operator.gateway.pool import Target
 from inference_operator.gateway.proxy import Gateway, Limits
 from inference_operator.routing.prefix import prefix_key, rendezvous_order
@@ -55,17 +55,6 @@ class Replicas:
 
 
 @asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[int]:
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield int(runner.addresses[0][1])
-    finally:
-        await runner.cleanup()
-
-
-@asynccontextmanager
 async def fleet(names: list[str], limits: Limits) -> AsyncIterator[tuple[Gateway, Replicas, str]]:
     replicas = Replicas()
     gw = Gateway(limits)
@@ -82,13 +71,6 @@ async def fleet(names: list[str], limits: Limits) -> AsyncIterator[tuple[Gateway
         finally:
             for server in servers:
                 await server.__aexit__(None, None, None)
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
 
 
 def run(coro: Callable[[], object]) -> None:

@@ -5,15 +5,15 @@ saturated or failing, B serves with no 5xx; with B down, A queues locally as wit
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from doubles.aio import serve, until
 from doubles.fake_vllm import FakeVllm, make_app
 from inference_operator.gateway.fallbacks import FallbackConfig, Fallbacks, parse_fallbacks
 from inference_operator.gateway.pool import Target
@@ -21,17 +21,6 @@ from inference_operator.gateway.proxy import SERVED_BY, Gateway, Limits
 
 MODEL = "m"
 A, B = "127.0.0.1", "127.0.0.2"
-
-
-@asynccontextmanager
-async def serve(app: web.Application, host: str) -> AsyncIterator[int]:
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, host, 0).start()
-    try:
-        yield int(runner.addresses[0][1])
-    finally:
-        await runner.cleanup()
 
 
 def failing(status: int) -> web.Application:
@@ -52,13 +41,6 @@ def slow() -> web.Application:
     app = web.Application()
     app.router.add_post("/v1/completions", handler)
     return app
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
 
 
 def run(coro: Callable[[], object]) -> None:
@@ -84,6 +66,12 @@ class Regions:
         port = await self.stack.enter_async_context(serve(gw.app(), host))
         return gw, f"http://{host}:{port}"
 
+    async def serving(self, host: str) -> tuple[Gateway, str]:
+        """A region with one fake vLLM replica behind its gateway."""
+        gw, url = await self.gateway(host, Limits())
+        await self.replica(gw, make_app(FakeVllm(MODEL)), host, f"{host}-0")
+        return gw, url
+
     async def replica(self, gw: Gateway, app: web.Application, host: str, name: str) -> None:
         port = await self.stack.enter_async_context(serve(app, host))
         known = [s.target for s in gw.routes[MODEL].pool.slots.values()]
@@ -99,8 +87,7 @@ def test_at_zero_local_replicas_the_other_region_serves_with_no_5xx() -> None:
     async def body() -> None:
         async with AsyncExitStack() as stack, aiohttp.ClientSession() as s:
             regions = Regions(stack)
-            gw_b, url_b = await regions.gateway(B, Limits())
-            await regions.replica(gw_b, make_app(FakeVllm(MODEL)), B, "b-0")
+            gw_b, url_b = await regions.serving(B)
             gw_a, url_a = await regions.gateway(A, Limits(), to(url_b))
             results = await asyncio.gather(*(post(s, url_a) for _ in range(10)))
             assert results == [(200, "fallback/region-b")] * 10
@@ -118,8 +105,7 @@ def test_a_saturated_region_spills_its_overflow_and_serves_the_rest_itself() -> 
     async def body() -> None:
         async with AsyncExitStack() as stack, aiohttp.ClientSession() as s:
             regions = Regions(stack)
-            gw_b, url_b = await regions.gateway(B, Limits())
-            await regions.replica(gw_b, make_app(FakeVllm(MODEL)), B, "b-0")
+            gw_b, url_b = await regions.serving(B)
             limits = Limits(max_per_replica=2, max_waiting=2)
             gw_a, url_a = await regions.gateway(A, limits, to(url_b, spill_after=30))
             await regions.replica(gw_a, slow(), A, "a-0")
@@ -137,8 +123,7 @@ def test_a_failing_local_replica_hands_its_requests_to_the_other_region() -> Non
     async def body() -> None:
         async with AsyncExitStack() as stack, aiohttp.ClientSession() as s:
             regions = Regions(stack)
-            gw_b, url_b = await regions.gateway(B, Limits())
-            await regions.replica(gw_b, make_app(FakeVllm(MODEL)), B, "b-0")
+            gw_b, url_b = await regions.serving(B)
             gw_a, url_a = await regions.gateway(A, Limits(), to(url_b))
             await regions.replica(gw_a, failing(503), A, "a-0")
             results = await asyncio.gather(*(post(s, url_a) for _ in range(5)))
