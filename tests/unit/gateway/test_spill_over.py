@@ -105,7 +105,7 @@ def test_a_saturated_region_spills_its_overflow_and_serves_the_rest_itself() -> 
     async def body() -> None:
         async with AsyncExitStack() as stack, aiohttp.ClientSession() as s:
             regions = Regions(stack)
-            gw_b, url_b = await regions.serving(B)
+            _gw_b, url_b = await regions.serving(B)
             limits = Limits(max_per_replica=2, max_waiting=2)
             gw_a, url_a = await regions.gateway(A, limits, to(url_b, spill_after=30))
             await regions.replica(gw_a, slow(), A, "a-0")
@@ -123,7 +123,7 @@ def test_a_failing_local_replica_hands_its_requests_to_the_other_region() -> Non
     async def body() -> None:
         async with AsyncExitStack() as stack, aiohttp.ClientSession() as s:
             regions = Regions(stack)
-            gw_b, url_b = await regions.serving(B)
+            _gw_b, url_b = await regions.serving(B)
             gw_a, url_a = await regions.gateway(A, Limits(), to(url_b))
             await regions.replica(gw_a, failing(503), A, "a-0")
             results = await asyncio.gather(*(post(s, url_a) for _ in range(5)))
