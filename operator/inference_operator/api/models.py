@@ -697,6 +697,39 @@ class NodePoolSpec(Base):
         return self
 
 
+class GatewayFallback(Base):
+    """A remote OpenAI-compatible endpoint (the same model's gateway in another region) that
+    takes this model's requests when its replicas cannot (docs/spill-over.md)."""
+
+    name: str = Field(
+        description="Names it in metrics and in the X-Inference-Served-By header.",
+        min_length=1,
+        max_length=50,
+        pattern=DNS_LABEL,
+    )
+    url: str = Field(
+        description="Base URL, without /v1.",
+        max_length=512,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+    )
+    remote_model: str | None = Field(
+        None, description="The model's name there (default: the same).", max_length=253
+    )
+    priority: int = Field(0, description="Lower is tried first.", ge=0, le=1000)
+    timeout: str = Field(
+        "30s", description="Connect and first byte.", pattern=DURATION_PATTERN, max_length=16
+    )
+    spill_after: str = Field(
+        "30s",
+        description="A request that waited this long for a local replica spills (0s: at once).",
+        pattern=DURATION_PATTERN,
+        max_length=16,
+    )
+    key_secret_ref: SecretKeyRef | None = Field(
+        None, description="A Secret key with its API key (sent as a Bearer token)."
+    )
+
+
 class GatewaySpec(Base):
     """An OpenAI-compatible gateway for this model: holds requests while no replica is free
     (scale from zero, saturation) and balances by outstanding requests and zone."""
@@ -723,6 +756,12 @@ class GatewaySpec(Base):
         description="prefix: requests whose prompts start alike go to the same replica, where "
         "vLLM's prefix cache skips their shared prefill, within a bound of 1.25x the mean load "
         "per replica (docs/prefix-routing.md); least-outstanding: the least busy replica.",
+    )
+    fallbacks: list[GatewayFallback] = Field(
+        default_factory=list,
+        description="Where requests spill when the replicas are at zero, saturated or failing.",
+        max_length=8,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
 
 

@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 from inference_operator.api.durations import seconds
 from inference_operator.api.models import GROUP, PLURAL, InferenceDeploymentSpec
 from inference_operator.builders.names import MANAGED_BY, Owner
+from inference_operator.builders.workload import served_name
 
 GATEWAY_PORT = 8080
 GATEWAY_LABEL = "infer.dev/gateway"
+FALLBACK_KEYS = "/etc/infop/fallbacks"
 
 
 def gateway_name(owner: Owner) -> str:
@@ -65,8 +68,45 @@ def build_gateway(owner: Owner, spec: InferenceDeploymentSpec, image: str) -> li
         "--routing",
         g.routing,
     ]
-    probe = {"httpGet": {"path": "/healthz", "port": "http"}}
-    deployment = {
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    if g.fallbacks:
+        config = []
+        for f in g.fallbacks:
+            entry: dict[str, Any] = {
+                "name": f.name,
+                "model": served_name(owner, spec),
+                "url": f.url,
+                "priority": f.priority,
+                "timeoutSeconds": seconds(f.timeout),
+                "spillAfterSeconds": seconds(f.spill_after),
+            }
+            if f.remote_model:
+                entry["remoteModel"] = f.remote_model
+            if f.key_secret_ref is not None:
+                ref = f.key_secret_ref
+                entry["keyFile"] = f"{FALLBACK_KEYS}/{f.name}/{ref.key}"
+                volumes.append(
+                    {
+                        "name": f"fallback-{f.name}",
+                        "secret": {
+                            "secretName": ref.name,
+                            "items": [{"key": ref.key, "path": ref.key}],
+                        },
+                    }
+                )
+                mounts.append(
+                    {
+                        "name": f"fallback-{f.name}",
+                        "mountPath": f"{FALLBACK_KEYS}/{f.name}",
+                        "readOnly": True,
+                    }
+                )
+            config.append(entry)
+        # Inline: the spec is the file (no ConfigMap to keep in step); keys stay in Secrets.
+        args += ["--fallbacks-json", json.dumps({"fallbacks": config}, sort_keys=True)]
+    probe: dict[str, Any] = {"httpGet": {"path": "/healthz", "port": "http"}}
+    deployment: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": meta,
@@ -99,6 +139,7 @@ def build_gateway(owner: Owner, spec: InferenceDeploymentSpec, image: str) -> li
                             "labelSelector": {"matchLabels": selector},
                         }
                     ],
+                    **({"volumes": volumes} if volumes else {}),
                     "containers": [
                         {
                             "name": "gateway",
@@ -112,6 +153,7 @@ def build_gateway(owner: Owner, spec: InferenceDeploymentSpec, image: str) -> li
                                 "requests": {"cpu": "500m", "memory": "256Mi"},
                                 "limits": {"memory": "1Gi"},
                             },
+                            **({"volumeMounts": mounts} if mounts else {}),
                             "readinessProbe": {**probe, "periodSeconds": 5},
                             "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 6},
                             "securityContext": {

@@ -67,6 +67,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="YAML: remote endpoints per model that take requests the local replicas cannot "
         "(docs/spill-over.md)",
     )
+    p.add_argument(
+        "--fallbacks-json",
+        default=None,
+        metavar="JSON",
+        help="the same as --fallbacks, inline (what spec.gateway.fallbacks renders)",
+    )
 
 
 def _limits(args: argparse.Namespace) -> Limits:
@@ -115,12 +121,25 @@ def load_fallbacks(path: str | None) -> Fallbacks | None:
     )
 
 
+def inline_fallbacks(text: str | None) -> Fallbacks | None:
+    if text is None:
+        return None
+    try:
+        # JSON is YAML: one parser, the same errors.
+        fallbacks = Fallbacks(parse_fallbacks(text, "--fallbacks-json"))
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    for problem in fallbacks.problems:
+        log.warning("fallback keys: %s", problem)
+    return fallbacks
+
+
 def run(args: argparse.Namespace) -> int:
     gateway = Gateway(
         _limits(args),
         args.zone,
         tenants=load_tenants(args.tenants),
-        fallbacks=load_fallbacks(args.fallbacks),
+        fallbacks=load_fallbacks(args.fallbacks) or inline_fallbacks(args.fallbacks_json),
     )
 
     async def start_discovery(_: web.Application) -> None:
