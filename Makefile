@@ -38,9 +38,11 @@ test: lint typecheck layers tools
 bench: bench-gateway bench-routing
 	$(PY) -m inference_operator.bench.standard
 
-# Prefix-aware routing against least outstanding requests on a shared-prefix workload.
+# Prefix-aware routing against least outstanding requests on a shared-prefix workload: on the
+# fleet simulator, then through the real gateway in front of fake vLLM replicas (~4 min).
 bench-routing:
 	$(PY) -m inference_operator.bench.routing
+	PYTHONPATH=operator:tests $(PY) hack/bench_prefix_gateway.py
 
 # 5,000 InferenceDeployments over 50 namespaces on the local control plane at the default resync:
 # time to reconcile all, memory, CPU, API calls and Prometheus queries at steady state.
