@@ -2,9 +2,9 @@
 
     PYTHONPATH=operator:tests python hack/bench_prefix_gateway.py [--seconds 120]
 
-Three fake vLLM replicas (tests/doubles/fake_vllm.py: the L40S engine model in real time, with vLLM's
-prefix cache as chained 16-token block hashes) behind the gateway, on loopback. Their KV cache
-is cut to 40,000 tokens, so the 48 shared contexts (2,000 tokens each, Zipf popularity) do not
+Three fake vLLM replicas (tests/doubles/fake_vllm.py: the L40S engine model in real time, with
+vLLM's prefix cache as chained 16-token block hashes) behind the gateway, on loopback. Their KV
+cache is cut to 40,000 tokens, so the 48 shared contexts (2,000 tokens each, Zipf popularity) do not
 fit in one replica, and mostly fit in three. The same open-loop Poisson arrivals of streamed chat
 requests go through the gateway once per routing; TTFT is measured by the client, to the first
 streamed token. Printed: TTFT p50/p95, completed requests per second, the fleet's prefix-cache
