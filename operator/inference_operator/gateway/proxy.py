@@ -321,9 +321,10 @@ class Gateway:
         tenant: Tenant,
         key: int | None,
         spill: float | None = None,
+        arrived: float | None = None,
     ) -> Target:
-        """A slot on a local replica; with `spill` (seconds), Spill once it has waited that
-        long or the queue is full."""
+        """A slot on a local replica; with `spill` (seconds), Spill once the request has waited
+        that long since it `arrived` (across requeues), or when the queue is full."""
         if not route.queues.waiting and not tenant.at_capacity:
             target = route.pool.acquire(time.monotonic(), key, route.adapter)
             if target is not None:
@@ -352,13 +353,14 @@ class Gateway:
                     )
                 if request.transport is None or request.transport.is_closing():
                     raise asyncio.CancelledError  # the client left: give the place back
-                if spill is not None and time.monotonic() - started >= spill:
+                spill_at = (arrived or started) + spill if spill is not None else None
+                if spill_at is not None and time.monotonic() >= spill_at:
                     raise Spill("waited")
                 # Wake periodically: to notice a client that went away, and to retry replicas
                 # that were cooling after a refused connection.
                 wake = min(left, 0.5)
-                if spill is not None:
-                    wake = max(0.001, min(wake, started + spill - time.monotonic()))
+                if spill_at is not None:
+                    wake = max(0.001, min(wake, spill_at - time.monotonic()))
                 with contextlib.suppress(TimeoutError):
                     taken: Target = await asyncio.wait_for(
                         asyncio.shield(waiter.future), timeout=wake
@@ -499,8 +501,9 @@ class Gateway:
         dropped = HOP_BY_HOP | ({"authorization"} if self.tenants is not None else set())
         headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
         refused: list[str] = []
+        arrived = time.monotonic()
         while True:
-            target = await self._acquire(route, request, tenant, key, spill)
+            target = await self._acquire(route, request, tenant, key, spill, arrived)
             in_flight = self.metrics.in_flight.labels(route.namespace, route.deployment)
             in_flight.inc()
             try:
@@ -512,7 +515,7 @@ class Gateway:
                 # replica (or this one, once it listens) takes the request.
                 refused.append(target.name)
                 route.pool.cool(target, time.monotonic() + REFUSED_COOLDOWN_SECONDS)
-                if len(refused) >= MAX_REFUSALS or spill is not None:
+                if len(refused) >= MAX_REFUSALS:
                     failed = Rejected(
                         502,
                         "replica_unreachable",
@@ -520,9 +523,7 @@ class Gateway:
                         f"({', '.join(sorted(set(refused)))})",
                     )
                     if spill is not None:
-                        raise Spill(
-                            "local_failed", failed if len(refused) >= MAX_REFUSALS else None
-                        ) from None
+                        raise Spill("local_failed", failed) from None
                     raise failed from None
             finally:
                 in_flight.dec()

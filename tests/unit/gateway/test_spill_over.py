@@ -5,6 +5,7 @@ saturated or failing, B serves with no 5xx; with B down, A queues locally as wit
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -225,3 +226,24 @@ def test_a_bad_fallbacks_file_is_refused_naming_the_field(text: str, named: str)
     with pytest.raises(ValueError, match="fallbacks file") as e:
         parse_fallbacks(text)
     assert named in str(e.value)
+
+
+def test_a_refused_connection_queues_again_and_spills_once_the_wait_is_over() -> None:
+    async def body() -> None:
+        async with AsyncExitStack() as stack, aiohttp.ClientSession() as s:
+            regions = Regions(stack)
+            _, url_b = await regions.serving(B)
+            gw_a, url_a = await regions.gateway(A, Limits(), to(url_b, spill_after=0.5))
+            async with serve(web.Application(), A) as closed:
+                pass  # nothing listens there any more: connections are refused
+            await gw_a.set_targets("ns", "dep", [Target("a-0", A, closed)])
+            t0 = time.monotonic()
+            assert await post(s, url_a) == (200, "fallback/region-b")
+            waited = time.monotonic() - t0
+            spilled = gw_a.metrics.spilled.labels
+            assert spilled("ns", "dep", "waited")._value.get() == 1
+            assert spilled("ns", "dep", "local_failed")._value.get() == 0
+            # Not at the first refusal: after the wait, counted from its arrival.
+            assert waited >= 0.5
+
+    run(body)
