@@ -919,7 +919,8 @@ class InferenceDeploymentSpec(Base):
                 "!has(self.adapters) || self.adapters.all(a, !has(a.tokenSecretRef) || "
                 "(self.adapters.all(b, !has(b.tokenSecretRef) || "
                 "b.tokenSecretRef == a.tokenSecretRef) && (!has(self.model.tokenSecretRef) || "
-                "self.model.tokenSecretRef == a.tokenSecretRef)))",
+                "(self.model.tokenSecretRef.name == a.tokenSecretRef.name && "
+                "self.model.tokenSecretRef.key == a.tokenSecretRef.key))))",
                 ADAPTER_TOKENS,
                 fieldPath=".adapters",
             ),
