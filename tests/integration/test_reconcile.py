@@ -48,6 +48,10 @@ def test_apply_creates_children_and_pods_run_on_gpu_nodes(
     cluster.apply(infd(namespace))
     obj = wait_ready(cluster, namespace, "llama", 2)
     assert obj["status"]["selector"] == "infer.dev/deployment=llama"
+    # The operator's periodic timer runs on its home Namespace ("default" here) and puts no
+    # finalizer on it: one would hold the namespace forever once the operator is gone.
+    home = cluster.get("namespace", "default") or {}
+    assert not (home.get("metadata") or {}).get("finalizers"), home.get("metadata")
     planned = condition(obj, "CapacityPlanned")
     assert (planned["status"], planned["reason"]) == ("True", "Fits"), planned
     assert obj["status"]["capacity"]["instanceTypes"] == ["g6e.xlarge"]

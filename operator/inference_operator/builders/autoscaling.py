@@ -43,7 +43,10 @@ def queries(owner: Owner) -> dict[str, str]:
         "queue": f"sum({vllm_series('num_requests_waiting', m)})",
         "kvCache": f"sum({kv_usage_by_pod(m)})",
         "rps": f"sum(rate({vllm_series('request_success_total', m)}[1m]))",
-        "tokens": f"sum(rate({vllm_series('(prompt|generation)_tokens_total', m)}[1m]))",
+        # Two rates added, not one over both names: rate() drops the metric name, and two series
+        # with the same labels left in one vector are an error in PromQL.
+        "tokens": f"sum(rate({vllm_series('prompt_tokens_total', m)}[1m])) + "
+        f"sum(rate({vllm_series('generation_tokens_total', m)}[1m]))",
     }
 
 

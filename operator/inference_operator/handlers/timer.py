@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -84,6 +85,25 @@ async def tick(**kw: Any) -> None:
             )
 
     await asyncio.gather(*(one(*d) for d in due))
+
+
+def _no_finalizer(handler_id: str) -> None:
+    """kopf gives every timer a finalizer, to stop the timer before its object goes. On the
+    home Namespace that finalizer would hold the namespace forever once the operator is
+    uninstalled, and adding it needs the right to patch namespaces, which would also let the
+    operator relabel namespaces out of their guardrails. Nothing needs it: the timer stops when
+    kopf sees the namespace go. kopf has no option for this, so its registered handler is
+    replaced by the same handler without the requirement."""
+    spawning = kopf.get_default_registry()._spawning
+    found = [h for h in spawning._handlers if h.id == handler_id]
+    assert len(found) == 1, f"kopf timer {handler_id!r}: registered {len(found)} times"
+    spawning._handlers = [
+        dataclasses.replace(h, requires_finalizer=False) if h.id == handler_id else h
+        for h in spawning._handlers
+    ]
+
+
+_no_finalizer("tick")
 
 
 def run_passes(

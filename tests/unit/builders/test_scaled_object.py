@@ -92,4 +92,6 @@ def test_a_tokens_target_becomes_a_prometheus_trigger_without_the_scaler() -> No
     assert set(triggers) == {"queue", "kvCache", "tokens"}
     tokens = triggers["tokens"]["metadata"]
     assert tokens["threshold"] == "2500"
-    assert "(prompt|generation)_tokens_total" in tokens["query"]
+    # Prompt plus generated, each its own rate (tests/e2e/test_promql.py runs it on Prometheus).
+    assert "prompt_tokens_total" in tokens["query"]
+    assert "generation_tokens_total" in tokens["query"]
