@@ -27,6 +27,16 @@ UPSTREAM_CRDS = [
 ]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Hypothesis compiles its regex module on the first from_regex draw. CPython 3.11's compiler
+    # is not safe while another thread compiles (the in-process operator imports as it runs):
+    # "SystemError: AST constructor recursion depth mismatch" (CPython gh-106905). Load it now,
+    # before any thread starts.
+    from hypothesis import strategies as st
+
+    st.from_regex("a", fullmatch=True).validate()
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[object]:
     from kubeharness import Cluster

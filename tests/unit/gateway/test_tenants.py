@@ -277,10 +277,11 @@ def test_one_tenant_flooding_does_not_starve_another(tmp_path: Path) -> None:
                 results = await asyncio.gather(*flood)
                 waited = {t: quantile_le(gw, t, 0.95) for t in ("alpha", "beta")}
         assert all(code == 200 for code, _ in results)
-        # beta's share is half the slots and it holds at most one: its p95 wait is one
+        # beta's share is half the slots and it holds at most one: its p95 wait is about one
         # service time (the next slot to free), in the gateway's own histogram; alpha's is
-        # its whole queue's.
-        assert waited["beta"] <= 0.1 < 1 <= waited["alpha"], waited
+        # its whole queue's. Compared with each other, not with the clock: a busy machine
+        # stretches both.
+        assert waited["beta"] * 4 <= waited["alpha"], waited
         assert alpha_left > 0, "alpha's flood drained before beta finished: no contention"
         # Between a request leaving beta and its reaching the queue, a slot or two may free
         # and go to alpha: at most one round of the replica's slots, never alpha's queue.
