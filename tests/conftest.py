@@ -27,11 +27,12 @@ UPSTREAM_CRDS = [
 ]
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Hypothesis compiles its regex module on the first from_regex draw. CPython 3.11's compiler
-    # is not safe while another thread compiles (the in-process operator imports as it runs):
-    # "SystemError: AST constructor recursion depth mismatch" (CPython gh-106905). Load it now,
-    # before any thread starts.
+@pytest.fixture(scope="session", autouse=True)
+def _hypothesis_regex_loaded() -> None:
+    """Hypothesis compiles its regex module on the first from_regex draw. CPython 3.11's
+    compiler is not safe while another thread compiles (the in-process operator imports as it
+    runs): "SystemError: AST constructor recursion depth mismatch" (CPython gh-106905). Load it
+    first, before any fixture starts a thread (autouse session fixtures come first)."""
     from hypothesis import strategies as st
 
     st.from_regex("a", fullmatch=True).validate()
