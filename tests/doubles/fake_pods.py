@@ -110,6 +110,11 @@ class FakePods:
             r = self.replicas.get(pod)
         return f"{r.host}:{PORT}" if r else f"{self.subnet}.1:1"
 
+    def adapters(self) -> dict[str, dict[str, str]]:
+        """The LoRA adapters each running replica serves: pod -> {name: path}."""
+        with self._lock:
+            return {pod: dict(r.fake.adapters) for pod, r in self.replicas.items()}
+
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._loop.run_until_complete(self._run())

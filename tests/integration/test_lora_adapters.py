@@ -50,11 +50,6 @@ def adapters(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
     return list((obj.get("status") or {}).get("adapters") or [])
 
 
-def loaded(pods: FakePods) -> dict[str, dict[str, str]]:
-    with pods._lock:
-        return {name: dict(r.fake.adapters) for name, r in pods.replicas.items()}
-
-
 def test_adapters_are_loaded_and_unloaded_on_running_replicas_without_a_rollout(
     cluster: Cluster, namespace: str, operator_running: object, pods_on_their_ips: FakePods
 ) -> None:
@@ -67,19 +62,19 @@ def test_adapters_are_loaded_and_unloaded_on_running_replicas_without_a_rollout(
     cluster.apply(kubeharness.infd(namespace, NAME, **spec))
 
     def on_both(want: dict[str, str]) -> bool:
-        now = loaded(pods)
+        now = pods.adapters()
         return len(now) == 2 and all(a == want for a in now.values())
 
+    def status_says_on_both(name: str) -> None:
+        want = [{"name": name, "loaded": 2, "replicas": 2}]
+        eventually(lambda: adapters(cluster, namespace) == want, timeout=30, what=f"status: {want}")
+
     eventually(lambda: on_both({"sql": "org/sql-lora"}), timeout=90, what="sql on 2 replicas")
-    eventually(
-        lambda: adapters(cluster, namespace) == [{"name": "sql", "loaded": 2, "replicas": 2}],
-        timeout=30,
-        what="status: sql loaded on 2 of 2",
-    )
+    status_says_on_both("sql")
     deployment = cluster.get("deployment", NAME, namespace)
     assert deployment is not None
     generation = deployment["metadata"]["generation"]
-    replicas = set(loaded(pods))
+    replicas = set(pods.adapters())
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert "--enable-lora" in container["args"]
 
@@ -95,14 +90,10 @@ def test_adapters_are_loaded_and_unloaded_on_running_replicas_without_a_rollout(
     spec["adapters"] = [{"name": "legal", "uri": "hf://org/legal-lora"}]
     cluster.apply(kubeharness.infd(namespace, NAME, **spec))
     eventually(lambda: on_both({"legal": "org/legal-lora"}), timeout=30, what="sql unloaded")
-    eventually(
-        lambda: adapters(cluster, namespace) == [{"name": "legal", "loaded": 2, "replicas": 2}],
-        timeout=30,
-        what="status: only legal",
-    )
+    status_says_on_both("legal")
     after = cluster.get("deployment", NAME, namespace)
     assert after is not None and after["metadata"]["generation"] == generation
-    assert set(loaded(pods)) == replicas  # the same pods throughout
+    assert set(pods.adapters()) == replicas  # the same pods throughout
 
     # One that cannot load: said in status and in an Event, and the others stay.
     spec["adapters"] = [*spec["adapters"], {"name": "broken", "uri": "hf://org/missing-lora"}]

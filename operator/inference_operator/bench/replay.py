@@ -141,7 +141,8 @@ class PolicyReport:
         }
 
 
-def _pct(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile by rank (0 for none): the one the bench reports everywhere."""
     if not values:
         return 0.0
     s = sorted(values)
@@ -211,13 +212,13 @@ def measure(
         gpu_hours_idle=(total - starting - serving) * dev / hours,
         gpu_hours_starting=starting * dev / hours,
         slo_attainment=sum(1 for r in reqs if slo.met(r)) / max(1, len(reqs)),
-        ttft_p50_s=_pct(ttfts, 0.50),
-        ttft_p95_s=_pct(ttfts, 0.95),
-        ttft_p99_s=_pct(ttfts, 0.99),
-        tpot_p95_s=_pct(tpots, 0.95),
+        ttft_p50_s=percentile(ttfts, 0.50),
+        ttft_p95_s=percentile(ttfts, 0.95),
+        ttft_p99_s=percentile(ttfts, 0.99),
+        tpot_p95_s=percentile(tpots, 0.95),
         scaling_events=len(result.scale_changes),
         flaps=flaps(result.scale_changes),
-        reaction_time_p95_s=_pct(reactions, 0.95),
+        reaction_time_p95_s=percentile(reactions, 0.95),
         unfinished=len(reqs) - len(finished),
         misses_in_startup=in_startup,
         misses_outside_startup=missed - in_startup,

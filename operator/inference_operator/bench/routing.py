@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from inference_operator.bench.policies import Static
+from inference_operator.bench.replay import percentile
 from inference_operator.bench.simulator.engine import Request
 from inference_operator.bench.simulator.fleet import FleetSimulator
 from inference_operator.bench.simulator.profiles import PROFILES, SCENARIOS
@@ -98,11 +99,6 @@ class Outcome:
     busiest_share: float  # the busiest replica's requests over the mean
 
 
-def _pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
-
-
 def simulate(w: Workload, replicas: int, profile: str, epsilon: float | None) -> Outcome:
     requests = shared_prefix(w)
     sim = FleetSimulator(
@@ -124,8 +120,8 @@ def simulate(w: Workload, replicas: int, profile: str, epsilon: float | None) ->
         "least-outstanding" if epsilon is None else f"prefix (epsilon {epsilon:g})",
         len(requests),
         len(done),
-        _pct(ttfts, 0.50),
-        _pct(ttfts, 0.95),
+        percentile(ttfts, 0.50),
+        percentile(ttfts, 0.95),
         sum(r.output_tokens for r in done) / span,
         sum(e.prefix_hits for e in engines) / queries if queries else 0.0,
         max(served) / (sum(served) / len(served)),

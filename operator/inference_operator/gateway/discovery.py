@@ -114,8 +114,12 @@ class Discovery:
 
     def _sync_deployments(self, items: list[dict[str, Any]]) -> None:
         """A fresh list replaces what the last session knew (a deletion missed is dropped)."""
-        models = {key: model for key, model in map(self._model_of, items) if model is not None}
-        adapters = {self._model_of(obj)[0]: adapters_of(obj) for obj in items}
+        models: dict[tuple[str, str], str] = {}
+        adapters: dict[tuple[str, str], list[str]] = {}
+        for obj in items:
+            key, model = self._model_of(obj)
+            if model is not None:
+                models[key], adapters[key] = model, adapters_of(obj)
         with self._lock:
             before, self._deployments = self._deployments, dict(models)
         for key, old in before.items():

@@ -94,9 +94,8 @@ class Pool:
             if self.zone is not None and s.target.zone not in (None, self.zone)
         }
         loads = {name: s.outstanding for name, s in free.items()}
-        epsilon = self.epsilon if self.epsilon is not None else 0.0
-        chosen = prefix.choose(key if self.epsilon is not None else None, loads, epsilon, remote)
-        assert chosen is not None
+        chosen = prefix.choose(key, loads, self.epsilon, remote)
+        assert chosen is not None  # `free` is not empty
         best = free[chosen]
         best.outstanding += 1
         return best.target

@@ -92,18 +92,10 @@ def _limits(args: argparse.Namespace) -> Limits:
 Loaded = TypeVar("Loaded", Tenants, Fallbacks)
 
 
-def _load(
-    flag: str, path: str | None, make: Callable[[str, str], Loaded], what: str
-) -> Loaded | None:
-    """A --tenants or --fallbacks file, or exit naming the flag, the file and the problem."""
-    if path is None:
-        return None
+def _make(text: str, where: str, make: Callable[[str, str], Loaded], what: str) -> Loaded:
+    """Parsed, or exit naming where and the problem; unreadable key files are logged."""
     try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise SystemExit(f"{flag} {path}: {e.strerror}") from None
-    try:
-        loaded = make(text, f"{flag} {path}")
+        loaded = make(text, where)
     except ValueError as e:
         raise SystemExit(str(e)) from None
     for problem in loaded.problems:
@@ -111,27 +103,38 @@ def _load(
     return loaded
 
 
+def _load(
+    flag: str, path: str | None, make: Callable[[str, str], Loaded], what: str
+) -> Loaded | None:
+    """A --tenants or --fallbacks file."""
+    if path is None:
+        return None
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise SystemExit(f"{flag} {path}: {e.strerror}") from None
+    return _make(text, f"{flag} {path}", make, what)
+
+
+def _tenants(text: str, where: str) -> Tenants:
+    return Tenants(parse_tenants(text, where))
+
+
+def _fallbacks(text: str, where: str) -> Fallbacks:
+    return Fallbacks(parse_fallbacks(text, where))
+
+
 def load_tenants(path: str | None) -> Tenants | None:
-    return _load("--tenants", path, lambda t, w: Tenants(parse_tenants(t, w)), "tenant keys")
+    return _load("--tenants", path, _tenants, "tenant keys")
 
 
 def load_fallbacks(path: str | None) -> Fallbacks | None:
-    return _load(
-        "--fallbacks", path, lambda t, w: Fallbacks(parse_fallbacks(t, w)), "fallback keys"
-    )
+    return _load("--fallbacks", path, _fallbacks, "fallback keys")
 
 
 def inline_fallbacks(text: str | None) -> Fallbacks | None:
-    if text is None:
-        return None
-    try:
-        # JSON is YAML: one parser, the same errors.
-        fallbacks = Fallbacks(parse_fallbacks(text, "--fallbacks-json"))
-    except ValueError as e:
-        raise SystemExit(str(e)) from None
-    for problem in fallbacks.problems:
-        log.warning("fallback keys: %s", problem)
-    return fallbacks
+    """--fallbacks-json, what spec.gateway.fallbacks renders (JSON is YAML: one parser)."""
+    return None if text is None else _make(text, "--fallbacks-json", _fallbacks, "fallback keys")
 
 
 def run(args: argparse.Namespace) -> int:

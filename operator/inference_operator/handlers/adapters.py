@@ -90,14 +90,21 @@ def sync(
                 continue
             step = lora.plan(wanted, serving)
             for name in step.unload:
-                r = http.post(
-                    _url(ip, "/v1/unload_lora_adapter"),
-                    json={"lora_name": name},
-                    timeout=TIMEOUT_SECONDS,
-                )
+                try:
+                    r = http.post(
+                        _url(ip, "/v1/unload_lora_adapter"),
+                        json={"lora_name": name},
+                        timeout=TIMEOUT_SECONDS,
+                    )
+                except requests.RequestException as e:
+                    logger.warning(f"adapter {name}: unloading from {pod}: {e}")
+                    continue
                 if r.ok or r.status_code == 404:  # 404: gone already
                     serving.pop(name, None)
                     logger.info(f"adapter {name} unloaded from {pod}")
+                else:
+                    # Tried again next pass; an adapter no longer wanted has no status entry.
+                    logger.warning(f"adapter {name}: unloading from {pod}: {_answer(r)}")
             for name, path in step.load:
                 try:
                     r = http.post(

@@ -96,12 +96,13 @@ def bound(loads: Mapping[str, int], epsilon: float) -> int:
 def choose(
     key: int | None,
     loads: Mapping[str, int],
-    epsilon: float = DEFAULT_EPSILON,
+    epsilon: float | None = DEFAULT_EPSILON,
     penalty: Mapping[str, int] | None = None,
 ) -> str | None:
     """The replica that takes the request, from the eligible ones and their loads (requests in
-    flight); None when none is eligible. `penalty` adds to a replica's load when ties are broken
-    by load (another zone's replica counts one more), never to the bound."""
+    flight); None when none is eligible. `epsilon` None: no affinity, least loaded only.
+    `penalty` adds to a replica's load when ties are broken by load (another zone's replica
+    counts one more), never to the bound."""
     if not loads:
         return None
     extra = penalty or {}
@@ -109,7 +110,7 @@ def choose(
     def least() -> str:
         return min(loads, key=lambda r: (loads[r] + extra.get(r, 0), r))
 
-    if key is None:
+    if key is None or epsilon is None:
         return least()
     most = bound(loads, epsilon)
     for replica in rendezvous_order(key, list(loads)):
