@@ -299,6 +299,8 @@ def test_reader_reads_every_signal_and_the_spelling(prometheus: Setup) -> None:
     obs = reading.observation
     assert reading.error is None
     assert (obs.queue, obs.running) == (9, 4)
+    # Per pod too: the backlog is counted where it waits.
+    assert sorted(obs.queues) == [0, 1, 3, 5]
     assert obs.kv_cache_utilization == pytest.approx(0.4)
     assert obs.sampled_at is not None and time.time() - obs.sampled_at < 10
     assert reading.metric_prefix == STORED_PREFIX[prometheus.version]

@@ -67,6 +67,7 @@ class Ours:
             ready_replicas=s.ready,
             starting_replicas=s.starting,
             queue=s.queue,
+            queues=tuple(float(q) for q in s.queues),
             running=s.running,
             kv_cache_utilization=s.kv_cache_utilization,
             completion_rps=rate("completions"),

@@ -115,6 +115,11 @@ class Snapshot:
             "generationTokens": total("generationTokens"),
         }
 
+    def queues(self, owner: Owner) -> tuple[float, ...]:
+        """Requests waiting in each of the model's pods (the recommender's backlog is per pod:
+        vLLM drains a queued request only in the pod that took it)."""
+        return tuple(self.pods.get("queue", {}).get((owner.namespace, owner.name), []))
+
     def histogram(self, owner: Owner, signal: str) -> tuple[tuple[float, float], ...]:
         """A histogram's cumulative (le, rate) over the model's pods, +Inf last; () if none."""
         by_le = self.buckets.get(signal, {}).get((owner.namespace, owner.name), {})

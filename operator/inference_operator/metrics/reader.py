@@ -55,6 +55,7 @@ def observation(
     at: float,
     ttft: Histogram = (),
     tpot: Histogram = (),
+    queues: tuple[float, ...] = (),
 ) -> Observation:
     """Samples by FLEET_QUERIES signal (None: no series) -> the recommender's input."""
     return Observation(
@@ -63,6 +64,7 @@ def observation(
         ready_replicas=fleet.ready,
         starting_replicas=fleet.starting,
         queue=samples.get("queue"),
+        queues=queues,
         running=samples.get("running"),
         kv_cache_utilization=samples.get("kvCache"),
         completion_rps=samples.get("rps"),
@@ -152,6 +154,7 @@ class PrometheusReader:
             at,
             snap.histogram(owner, "ttftBuckets"),
             snap.histogram(owner, "tpotBuckets"),
+            snap.queues(owner),
         )
         return Reading(obs, metric_prefix=snap.metric_prefix(owner))
 

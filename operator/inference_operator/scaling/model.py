@@ -23,6 +23,10 @@ class Observation:
     # Fleet totals, summed over pods (vllm:num_requests_waiting / _running).
     queue: float | None = None
     running: float | None = None
+    # vllm:num_requests_waiting per pod (empty: not known per pod). vLLM keeps a request in the
+    # queue of the replica that took it, so a backlog concentrated in one pod ties up that pod
+    # alone, however many replicas are added.
+    queues: tuple[float, ...] = ()
     # Mean KV-cache usage over Ready pods, a 0-1 fraction (vllm:kv_cache_usage_perc).
     kv_cache_utilization: float | None = None
     # Requests per second arriving at the fleet (the gateway, or http_requests_total).

@@ -38,6 +38,12 @@ MIN_SAMPLES_WITHOUT_PRIOR = 20
 # A backlog is spread over at least this long, however fast replicas start (a pod on a ready node
 # with a cached image can go Ready within the second it was created).
 MIN_DRAIN_S = 15.0
+# The shortest span a change in flight is read over: one scrape interval, less its jitter.
+MIN_RATE_SPAN_S = 10.0
+# The short span's rate replaces the long one's from this multiple on: below it, the short
+# span's noise (a Poisson fleet's in-flight count moves by its square root within a scrape)
+# would buy replicas; above it, the long span still averages half a minute of the old rate in.
+BURST_RATIO = 1.5
 # The longest a catch-up keeps the windows after it out of the latency evidence.
 MAX_SETTLE_S = 600.0
 
@@ -104,9 +110,7 @@ def _signals(
         # for, not the Ready one: a queue the right-sized fleet holds is no backlog, and would
         # otherwise add a replica that is given back once it is Ready.)
         target = _target_rps(policy, cap)
-        held = _ceil(expected / target) * t.queue_per_replica
-        backlog = max(0.0, (obs.queue or 0.0) - held) / max(policy.startup_seconds, MIN_DRAIN_S)
-        out["rps"] = _ceil((expected + backlog) / target)
+        out["rps"] = _ceil(expected / target + _backlog_replicas(obs, policy, expected, target))
     tokens = _token_rate(obs)
     if t.tokens_per_second_per_replica is not None and tokens is not None:
         # HPA's AverageValue arithmetic on prompt + generated tokens/s.
@@ -114,6 +118,24 @@ def _signals(
     if obs.gateway_queue is not None:
         out["gateway"] = _ceil(obs.gateway_queue / t.queue_per_replica)
     return out
+
+
+def _backlog_replicas(obs: Observation, policy: Policy, expected: float, target: float) -> float:
+    """Replicas' worth of capacity the waiting backlog takes over one start-up time, on top of
+    the replicas the arrivals need.
+
+    Per pod where known: vLLM drains a request only in the replica that took it, so a pod's
+    waiting beyond `queue_per_replica` occupies that pod alone, and at most wholly: 2,000 stuck
+    in one pod cost one replica's worth of serving, not the fifteen that would drain them within
+    a start-up time if the queue could be spread (the spike held 12 replicas for 11 minutes
+    where 7 served). Without the split, the total's excess over what the rate-sized fleet holds
+    is spread over one start-up time."""
+    drain = max(policy.startup_seconds, MIN_DRAIN_S)
+    q = policy.targets.queue_per_replica
+    if obs.queues:
+        return sum(min(1.0, max(0.0, w - q) / (target * drain)) for w in obs.queues)
+    held = _ceil(expected / target) * q
+    return max(0.0, (obs.queue or 0.0) - held) / drain / target
 
 
 def _token_rate(obs: Observation) -> float | None:
@@ -136,6 +158,10 @@ def _queue_demand(obs: Observation, policy: Policy, rate_signal: bool) -> int:
     t = policy.targets
     queue = obs.queue or 0.0
     allowed = obs.ready_replicas * t.queue_per_replica
+    if rate_signal and obs.queues:
+        # A pod counts up to its own allowance: a backlog in one pod asks for that pod, not for
+        # every Ready one (the rate signal holds what the backlog costs).
+        queue = sum(min(w, t.queue_per_replica) for w in obs.queues)
     if queue <= allowed or rate_signal:
         return _ceil(min(queue, allowed) / t.queue_per_replica)
     return obs.ready_replicas + _ceil(_excess_queue(obs, policy) / t.queue_per_replica)
@@ -150,17 +176,36 @@ def _inflight(obs: Observation) -> float | None:
 def arrival_rate(obs: Observation, state: State, now: float) -> tuple[float | None, str]:
     """Requests/s arriving: the gateway's count where one is in the path; otherwise completions
     plus the change in flight over the rate window (completions alone saturate under overload:
-    a full fleet finishes no faster however many requests arrive)."""
+    a full fleet finishes no faster however many requests arrive).
+
+    The change in flight is read over half the rate window and, like Knative's panic window,
+    over the last scrape interval too: where the short span says BURST_RATIO times the long
+    one, a burst has begun that the long span would take half a minute to show, and the short
+    one is used (on the spike it asked for 7 replicas at the first tick, where the long
+    span asked for 3 and reached 7 three ticks later)."""
     if obs.arrival_rps is not None:
         return obs.arrival_rps, "gateway"
     if obs.completion_rps is None:
         return None, "none"
     now_in = _inflight(obs)
-    old = [p for p in state.inflight if now - p[0] >= WINDOW_S / 2]
+    at = _sampled(obs, now)
+    old = [p for p in state.inflight if at - p[0] >= WINDOW_S / 2]
     if now_in is None or not old:
         return obs.completion_rps, "completions"
-    t0, v0 = old[-1]
-    return max(0.0, obs.completion_rps + (now_in - v0) / (now - t0)), "completions+inflight"
+
+    def over(t0: float, v0: float) -> float:
+        return max(0.0, obs.completion_rps or 0.0) + (now_in - v0) / (at - t0)
+
+    slow = max(0.0, over(*old[-1]))
+    recent = [p for p in state.inflight if at - p[0] >= MIN_RATE_SPAN_S]
+    fast = over(*recent[-1]) if recent else slow
+    if fast >= BURST_RATIO * max(slow, _EPSILON):
+        return fast, "completions+inflight"
+    return slow, "completions+inflight"
+
+
+def _sampled(obs: Observation, now: float) -> float:
+    return obs.sampled_at if obs.sampled_at is not None else now
 
 
 def _catching_up(obs: Observation, policy: Policy) -> bool:
@@ -290,8 +335,10 @@ def recommend(
 
     rate, source = arrival_rate(obs, state, now)
     inflight = _inflight(obs)
-    if inflight is not None:
-        state = replace(state, inflight=(*state.inflight, (now, inflight)))
+    at = _sampled(obs, now)
+    if inflight is not None and (not state.inflight or state.inflight[-1][0] < at):
+        # Stamped with the scrape's time: a tick that sees the same scrape again adds nothing.
+        state = replace(state, inflight=(*state.inflight, (at, inflight)))
     if _catching_up(obs, policy) or state.started_at == now:
         episode = state.unsettled_since
         if state.unsettled_at is None or now - state.unsettled_at > policy.startup_seconds:

@@ -67,6 +67,8 @@ def test_one_snapshot_splits_every_models_samples() -> None:
     assert (s["queue"], s["kvCache"], s["sampledAt"], s["gateway"]) == (8.0, 0.4, 95.0, 2.0)
     assert (s["running"], s["rps"]) == (None, None)
     assert snap.metric_prefix(OWNER) == "vllm_"
+    assert sorted(snap.queues(OWNER)) == [3.0, 5.0]
+    assert snap.queues(Owner("absent", "serving", "u")) == ()
     assert snap.samples(Owner("llama-big", "serving", "u"))["queue"] == 100.0
     assert snap.samples(Owner("llama", "other", "u"))["queue"] == 7.0
     assert snap.samples(Owner("absent", "serving", "u"))["queue"] is None

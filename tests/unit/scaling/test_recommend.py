@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -435,3 +436,70 @@ def test_a_tokens_target_asks_for_prompt_plus_generated_tokens_over_the_target()
 def test_a_tokens_target_must_be_positive() -> None:
     with pytest.raises(ValueError, match=r"targets\.tokensPerSecondPerReplica"):
         Targets(tokens_per_second_per_replica=0.0)
+
+
+def test_a_backlog_in_one_pod_costs_that_pod_not_a_fleet_to_drain_it() -> None:
+    """vLLM drains a queued request only in the pod that took it. 2,000 waiting in one of two
+    pods take that pod out of serving arrivals for the look-ahead (one replica's worth): 10/s
+    at 5/s each need 2 more, so 3, not the (10 + 2,000/120) / 5 = 6 a spreadable queue asks.
+    The queue signal counts that pod once, not every Ready one."""
+    p = policy(targets=Targets(queue_per_replica=4, requests_per_second_per_replica=5.0))
+    stuck = obs(arrival_rps=10.0, queue=2000, queues=(2000.0, 0.0), current_replicas=2)
+    rec, _ = recommend(stuck, p, State(), T0)
+    assert rec.by_signal["rps"] == 3 and rec.by_signal["queue"] == 1
+    spread, _ = recommend(replace(stuck, queues=()), p, State(), T0)
+    assert spread.by_signal["rps"] == 6 and spread.by_signal["queue"] == 2
+    # A small backlog per pod still adds what it costs: 2 x 304 over 120 s at 5/s is 1 more.
+    even, _ = recommend(replace(stuck, queue=608, queues=(304.0, 304.0)), p, State(), T0)
+    assert even.by_signal["rps"] == 3
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.floats(0, 5000), min_size=1, max_size=8),
+    st.integers(0, 7),
+    st.floats(0, 5000),
+    st.floats(0, 100),
+)
+def test_the_per_pod_backlog_is_monotone_and_bounded(
+    queues: list[float], i: int, more: float, rps: float
+) -> None:
+    """More waiting in any pod never asks for fewer replicas, and the backlog never asks more
+    than one replica per pod holding it."""
+    p = policy(targets=Targets(queue_per_replica=4, requests_per_second_per_replica=5.0))
+    i %= len(queues)
+    n = len(queues)
+    base = obs(arrival_rps=rps, queue=sum(queues), queues=tuple(queues), ready_replicas=n)
+    grown = list(queues)
+    grown[i] += more
+    bigger = replace(base, queue=sum(grown), queues=tuple(grown))
+    low, _ = recommend(base, p, State(), T0)
+    high, _ = recommend(bigger, p, State(), T0)
+    assert low.by_signal["rps"] is not None and high.by_signal["rps"] is not None
+    assert high.by_signal["rps"] >= low.by_signal["rps"]
+    holding = sum(1 for q in grown if q > 4)
+    assert high.by_signal["rps"] <= math.ceil(rps / 5.0 - 1e-6) + holding
+
+
+def test_a_burst_is_read_over_the_last_scrape_not_half_a_minute() -> None:
+    """At 4/s in flight holds at 25. A burst then adds 300 in flight within one 15-s scrape:
+    the last scrape says 4 + 300/15 = 24/s, while half a minute back says 4 + 300/30 = 14/s.
+    The short span wins from 1.5x the long one; a small rise stays on the long span."""
+    from inference_operator.scaling.recommend import arrival_rate
+
+    p = policy()
+    state = State()
+    for k, inflight in enumerate((25.0, 25.0, 25.0)):
+        t = T0 + 15 * k
+        o = obs(at=t, arrival_rps=None, completion_rps=4.0, queue=0, running=inflight)
+        _, state = recommend(o, p, state, t)
+    burst = obs(at=T0 + 45, arrival_rps=None, completion_rps=4.0, queue=300, running=25)
+    rate, _ = arrival_rate(burst, state, T0 + 45)
+    assert rate == pytest.approx(24.0)
+    small = replace(burst, queue=30)
+    rate, _ = arrival_rate(small, state, T0 + 45)
+    assert rate == pytest.approx(4.0 + 30 / 30)
+    # The same scrape seen again by a faster timer adds no point (nor a zero span).
+    _, again = recommend(replace(burst, sampled_at=T0 + 45), p, state, T0 + 45)
+    _, twice = recommend(replace(burst, at=T0 + 50, sampled_at=T0 + 45), p, again, T0 + 50)
+    assert len(twice.inflight) == len(again.inflight)

@@ -41,6 +41,8 @@ class Sample:
     # the last one every first token (le="+Inf").
     ttft_le: tuple[int, ...] = ()
     tpot_le: tuple[int, ...] = ()
+    # Waiting per pod that reports (Ready, draining included), as Prometheus has it per pod.
+    queues: tuple[int, ...] = ()
 
 
 @dataclass
@@ -264,11 +266,13 @@ class FleetSimulator:
     def _sample(self, now: float) -> Sample:
         queue = running = 0
         kv: list[float] = []
+        queues: list[int] = []
         for r in self.replicas:
             if r.ended_at is not None or r.ready_at > now:
                 continue
             self._collect(r.engine.advance(now))
             queue += len(r.engine.waiting)
+            queues.append(len(r.engine.waiting))
             running += len(r.engine.running)
             if not r.draining:
                 kv.append(r.engine.kv_utilization)
@@ -295,6 +299,7 @@ class FleetSimulator:
             sum(e.itl_count for e in engines),
             tuple(itertools.accumulate(ttft)),
             tuple(itertools.accumulate(tpot)),
+            tuple(queues),
         )
 
     def run(
