@@ -1007,7 +1007,8 @@ class Signals(Base):
         None,
         description="Where requestsPerSecond comes from: gateway (its count of requests "
         "received), completions+inflight (vLLM's completions plus the change in requests in "
-        "flight) or completions.",
+        "flight over half a minute), burst (the same over the last scrape, where it says 1.5x "
+        "that) or completions.",
     )
 
 
