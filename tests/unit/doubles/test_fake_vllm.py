@@ -97,8 +97,14 @@ def test_metrics_use_vllm_names_and_track_load_up_and_down() -> None:
                     asyncio.create_task(s.post(f"{base}/v1/completions", json=body))
                     for _ in range(200)
                 ]
-                await asyncio.sleep(0.3)
-                busy = _samples(await (await s.get(f"{base}/metrics")).text())
+                # Polled, not slept on: a loaded machine takes longer to send 200 requests.
+                deadline = asyncio.get_running_loop().time() + 20.0
+                while True:
+                    busy = _samples(await (await s.get(f"{base}/metrics")).text())
+                    inflight = busy["vllm:num_requests_running"] + busy["vllm:num_requests_waiting"]
+                    if inflight >= 100 or asyncio.get_running_loop().time() > deadline:
+                        break
+                    await asyncio.sleep(0.05)
                 for r in await asyncio.gather(*load):
                     assert r.status == 200
                 after = _samples(await (await s.get(f"{base}/metrics")).text())
