@@ -235,7 +235,7 @@ class Recommendation:
     holding: bool = False
     # The per-replica capacity the rps signal used (None: no rate signal or no capacity).
     capacity: Capacity | None = None
-    # Where the arrival rate came from: gateway, completions+inflight, or none.
+    # Where the arrival rate came from: gateway, completions+inflight, burst, completions or none.
     arrival_source: str = "none"
     # The start-up time the decision looked ahead by, and whether it was learned.
     startup_seconds: float = 0.0

@@ -181,8 +181,8 @@ def arrival_rate(obs: Observation, state: State, now: float) -> tuple[float | No
     The change in flight is read over half the rate window and, like Knative's panic window,
     over the last scrape interval too: where the short span says BURST_RATIO times the long
     one, a burst has begun that the long span would take half a minute to show, and the short
-    one is used (on the spike it asked for 7 replicas at the first tick, where the long
-    span asked for 3 and reached 7 three ticks later)."""
+    one is used (`burst`; on the spike its first tick asked for 5 replicas where the long span
+    asked for 3)."""
     if obs.arrival_rps is not None:
         return obs.arrival_rps, "gateway"
     if obs.completion_rps is None:
@@ -200,7 +200,7 @@ def arrival_rate(obs: Observation, state: State, now: float) -> tuple[float | No
     recent = [p for p in state.inflight if at - p[0] >= MIN_RATE_SPAN_S]
     fast = over(*recent[-1]) if recent else slow
     if fast >= BURST_RATIO * max(slow, _EPSILON):
-        return fast, "completions+inflight"
+        return fast, "burst"
     return slow, "completions+inflight"
 
 

@@ -494,11 +494,11 @@ def test_a_burst_is_read_over_the_last_scrape_not_half_a_minute() -> None:
         o = obs(at=t, arrival_rps=None, completion_rps=4.0, queue=0, running=inflight)
         _, state = recommend(o, p, state, t)
     burst = obs(at=T0 + 45, arrival_rps=None, completion_rps=4.0, queue=300, running=25)
-    rate, _ = arrival_rate(burst, state, T0 + 45)
-    assert rate == pytest.approx(24.0)
+    rate, source = arrival_rate(burst, state, T0 + 45)
+    assert rate == pytest.approx(24.0) and source == "burst"
     small = replace(burst, queue=30)
-    rate, _ = arrival_rate(small, state, T0 + 45)
-    assert rate == pytest.approx(4.0 + 30 / 30)
+    rate, source = arrival_rate(small, state, T0 + 45)
+    assert rate == pytest.approx(4.0 + 30 / 30) and source == "completions+inflight"
     # The same scrape seen again by a faster timer adds no point (nor a zero span).
     _, again = recommend(replace(burst, sampled_at=T0 + 45), p, state, T0 + 45)
     _, twice = recommend(replace(burst, at=T0 + 50, sampled_at=T0 + 45), p, again, T0 + 50)
