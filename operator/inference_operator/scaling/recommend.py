@@ -193,10 +193,12 @@ def arrival_rate(obs: Observation, state: State, now: float) -> tuple[float | No
     if now_in is None or not old:
         return obs.completion_rps, "completions"
 
-    def over(t0: float, v0: float) -> float:
-        return max(0.0, obs.completion_rps or 0.0) + (now_in - v0) / (at - t0)
+    completions = obs.completion_rps
 
-    slow = max(0.0, over(*old[-1]))
+    def over(t0: float, v0: float) -> float:
+        return max(0.0, completions + (now_in - v0) / (at - t0))
+
+    slow = over(*old[-1])
     recent = [p for p in state.inflight if at - p[0] >= MIN_RATE_SPAN_S]
     fast = over(*recent[-1]) if recent else slow
     if fast >= BURST_RATIO * max(slow, _EPSILON):

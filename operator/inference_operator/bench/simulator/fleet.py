@@ -24,7 +24,8 @@ class Sample:
     """What a scrape of every pod saw at `at`, summed over the fleet."""
 
     at: float
-    queue: int
+    # Waiting per pod that reports (Ready, draining included), as Prometheus has it per pod.
+    queues: tuple[int, ...]
     running: int
     kv_cache_utilization: float | None  # mean over Ready replicas
     arrivals: int  # cumulative requests that reached the fleet
@@ -41,8 +42,11 @@ class Sample:
     # the last one every first token (le="+Inf").
     ttft_le: tuple[int, ...] = ()
     tpot_le: tuple[int, ...] = ()
-    # Waiting per pod that reports (Ready, draining included), as Prometheus has it per pod.
-    queues: tuple[int, ...] = ()
+
+    @property
+    def queue(self) -> int:
+        """Waiting over the fleet."""
+        return sum(self.queues)
 
 
 @dataclass
@@ -264,14 +268,13 @@ class FleetSimulator:
             self._completions += 1
 
     def _sample(self, now: float) -> Sample:
-        queue = running = 0
+        running = 0
         kv: list[float] = []
         queues: list[int] = []
         for r in self.replicas:
             if r.ended_at is not None or r.ready_at > now:
                 continue
             self._collect(r.engine.advance(now))
-            queue += len(r.engine.waiting)
             queues.append(len(r.engine.waiting))
             running += len(r.engine.running)
             if not r.draining:
@@ -285,7 +288,7 @@ class FleetSimulator:
         tpot = [sum(col) for col in zip(*(e.tpot_buckets for e in engines), strict=True)]
         return Sample(
             now,
-            queue,
+            tuple(queues),
             running,
             sum(kv) / len(kv) if kv else None,
             self._arrivals,
@@ -299,7 +302,6 @@ class FleetSimulator:
             sum(e.itl_count for e in engines),
             tuple(itertools.accumulate(ttft)),
             tuple(itertools.accumulate(tpot)),
-            tuple(queues),
         )
 
     def run(
