@@ -58,8 +58,19 @@ KOPF_SETTINGS: kopf.OperatorSettings | None = None
 
 
 # Sharp: ticks every TICK_SECONDS whatever a tick takes (kopf would otherwise sleep a whole
-# interval after it, and 5,000 passes stretch every period by their duration).
-@kopf.timer("", "v1", "namespaces", id="tick", interval=TICK_SECONDS, sharp=True, when=_home)
+# interval after it, and 5,000 passes stretch every period by their duration). Backoff: after
+# a tick that raised, kopf waits `backoff` (60 s by default) instead of the interval, and every
+# object's passes wait with it.
+@kopf.timer(
+    "",
+    "v1",
+    "namespaces",
+    id="tick",
+    interval=TICK_SECONDS,
+    sharp=True,
+    backoff=TICK_SECONDS,
+    when=_home,
+)
 async def tick(**kw: Any) -> None:
     settings = KOPF_SETTINGS or kopf.OperatorSettings()
     now = time.monotonic()
@@ -142,6 +153,10 @@ def run_passes(
     except kube.ApiException as e:
         if e.status != 404:  # deleted meanwhile: nothing to say
             logger.warning(f"status patch: {e.status} {e.reason}")
+    except Exception as e:
+        # Unreachable (the API server restarting, etcd frozen): the next due pass writes again.
+        # Raised, it would fail the tick of every object.
+        logger.warning(f"status patch: {e}")
 
 
 def _forget_gone(present: set[str]) -> None:

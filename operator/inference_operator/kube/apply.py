@@ -26,6 +26,30 @@ from inference_operator.builders.names import FIELD_MANAGER
 _lock = threading.RLock()
 
 
+# Every request has a deadline (seconds to connect, then to read). The client's default is
+# none: a request nobody answers (a half-open connection, a frozen API server) would hold its
+# pass, and with it the operator's one periodic timer, for good. Reads wait longer than the API
+# server's own request timeout (60 s), watches longer than the server-side timeout
+# list_and_watch asks for, so a slow answer is never cut, only a missing one.
+REQUEST_TIMEOUT = (10.0, 90.0)
+WATCH_TIMEOUT = (10.0, 120.0)
+
+
+class _DeadlineApiClient(client.ApiClient):
+    def call_api(
+        self,
+        method: str,
+        url: str,
+        header_params: Any = None,
+        body: Any = None,
+        post_params: Any = None,
+        _request_timeout: Any = None,
+    ) -> Any:
+        if _request_timeout is None:
+            _request_timeout = WATCH_TIMEOUT if "watch=true" in url else REQUEST_TIMEOUT
+        return super().call_api(method, url, header_params, body, post_params, _request_timeout)
+
+
 @functools.cache
 def api_client() -> client.ApiClient:
     try:
@@ -36,7 +60,7 @@ def api_client() -> client.ApiClient:
     # One connection per handler thread (kopf's pool of 20) and the scaler's: with the client's
     # default (5 per core) the extra ones are opened, used once and dropped, a TLS handshake each.
     configuration.connection_pool_maxsize = 32
-    return client.ApiClient(configuration)
+    return _DeadlineApiClient(configuration)
 
 
 @functools.cache
