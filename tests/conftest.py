@@ -26,6 +26,17 @@ UPSTREAM_CRDS = [
     *sorted((SHARED / "upstream/crds/gateway-api-inference-extension").glob("*.yaml")),
 ]
 
+# Short periods so drift and capacity problems show within a test's patience. The handler modules
+# read these at import (kopf's decorators need the periods then: runtime.py), and a unit test may
+# import one long before the in-process operator starts: set here, before any test module is
+# imported, they are what every import sees. The operator fixture sets the rest (ports, TLS).
+for _name, _value in {
+    "INFOP_RESYNC_SECONDS": "3",
+    "INFOP_PENDING_THRESHOLD_SECONDS": "3",
+    "INFOP_AUTOSCALE_SECONDS": "1",
+}.items():
+    os.environ.setdefault(_name, _value)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _hypothesis_regex_loaded() -> None:
@@ -89,6 +100,28 @@ def keda(cluster: object) -> object:
     return keda
 
 
+def _settings_seen_by_the_handlers() -> None:
+    """The in-process operator reads the settings just set, and fails here, saying why, if a
+    handler module imported earlier (by a unit test) fixed its periods to other values: the CI
+    run where that happened failed eight tests far away (no scaler trigger, 60 s resyncs)."""
+    from inference_operator import runtime
+    from inference_operator.settings import load_settings
+
+    ours = load_settings()
+    runtime.use(ours)
+    timer = sys.modules.get("inference_operator.handlers.timer")
+    workload = sys.modules.get("inference_operator.handlers.workload")
+    fixed = {
+        "tick": (timer and timer.TICK_SECONDS, min(ours.autoscale_seconds, ours.resync_seconds)),
+        "pending threshold": (
+            workload and workload.PENDING_THRESHOLD_SECONDS,
+            ours.pending_threshold_seconds,
+        ),
+    }
+    wrong = {k: v for k, v in fixed.items() if v[0] is not None and v[0] != v[1]}
+    assert not wrong, f"handler modules imported with other settings (at import, now): {wrong}"
+
+
 @pytest.fixture(scope="session")
 def operator_running(cluster: object) -> Iterator[object]:
     """The operator, in-process (kopf.testing.KopfRunner), against the session's cluster."""
@@ -100,12 +133,8 @@ def operator_running(cluster: object) -> Iterator[object]:
     import kubernetes.config.kube_config as kube_config
 
     kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(cluster.kubeconfig)
-    # Short periods so drift and capacity problems show within a test's patience.
-    os.environ.setdefault("INFOP_RESYNC_SECONDS", "3")
-    os.environ.setdefault("INFOP_PENDING_THRESHOLD_SECONDS", "3")
     from localcluster import free_port
 
-    os.environ.setdefault("INFOP_AUTOSCALE_SECONDS", "1")
     # Tests that want metrics name their own Prometheus; the default must not leave loopback
     # (the chart's default is a cluster DNS name).
     os.environ.setdefault("INFOP_PROMETHEUS_URL", f"http://127.0.0.1:{free_port()}")
@@ -120,6 +149,7 @@ def operator_running(cluster: object) -> Iterator[object]:
 
         os.environ["INFOP_SCALER_TLS_DIR"] = str(scaler_tls(cluster.process))
         os.environ["INFOP_SCALER_TRIGGER_AUTH"] = SCALER_AUTH
+    _settings_seen_by_the_handlers()
     from kopf.testing import KopfRunner
 
     # Namespaces named solo-* belong to tests that run their own operator process.
