@@ -24,6 +24,9 @@ from inference_operator.api.policy import (
     InferencePolicySpec,
     NamespaceSelector,
 )
+from inference_operator.handlers import autoscale, budget, cache
+from inference_operator.scaling.model import Recommendation
+from inference_operator.scaling.report import scaling_limited
 
 
 def spec(**over: Any) -> InferenceDeploymentSpec:
@@ -144,9 +147,6 @@ def test_others_count_the_larger_of_running_and_granted() -> None:
 def test_concurrent_grants_never_exceed_the_budget() -> None:
     """Twenty models asking at once, each for 2 devices, under a budget of 9: at most 4 are
     granted (9 // 2), whatever the interleaving."""
-    # Imported here, not at collection: importing the handlers registers them and reads the
-    # operator's settings from the environment, before the e2e fixtures have set it.
-    from inference_operator.handlers import budget
 
     ns = "grant-race"
     limit = Budget("p", 9)
@@ -192,9 +192,6 @@ def test_conditions_for_a_policy_denial_and_a_budget_hold() -> None:
 
 
 def test_the_autoscaler_holds_its_decision_to_the_budget_and_says_why() -> None:
-    from inference_operator.handlers import autoscale, budget, cache
-    from inference_operator.scaling.model import Recommendation
-    from inference_operator.scaling.report import scaling_limited
 
     guard = cache.Guard(
         labels={"t": "a"},
