@@ -43,6 +43,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--min-replicas", type=int, default=1)
     p.add_argument("--max-replicas", type=int, default=64)
+    p.add_argument(
+        "--gateway-slots",
+        type=int,
+        metavar="N",
+        help="model the gateway's maxPerReplica: at most N requests in flight per replica, "
+        "the rest wait at the gateway for the first free slot (default: none, every request "
+        "goes straight to a pod; see docs/simulator.md)",
+    )
     p.add_argument("--json", type=Path, help="write the report as JSON here")
     p.add_argument("--plot", type=Path, help="write a PNG plot here (one per scenario)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -80,6 +88,13 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, TraceFormatError, ValueError) as e:
         print(f"bench: {e}", file=sys.stderr)
         return 2
+    if args.gateway_slots is not None and args.gateway_slots < 1:
+        print(
+            f"bench: --gateway-slots is {args.gateway_slots}; it must be at least 1 "
+            "(requests in flight per replica)",
+            file=sys.stderr,
+        )
+        return 2
     names = tuple(args.policy or POLICY_NAMES)
     documents = []
     for scenario in args.scenario or ["warm-node"]:
@@ -88,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
             SCENARIOS[scenario],
             min_replicas=args.min_replicas,
             max_replicas=args.max_replicas,
+            gateway_slots=args.gateway_slots,
         )
         capacity = calibrate_mean(cfg, trace)
         total = trace.duration * len(names)

@@ -71,6 +71,7 @@ def fluid_bound(
     trace: Trace,
     met: Callable[[Request], bool],
     max_replicas: int,
+    slots: int | None = None,
 ) -> Fluid:
     windows = int(trace.duration // WINDOW_S) + 1
     need: list[int] = []
@@ -82,7 +83,7 @@ def fluid_bound(
             reqs = _requests(trace, lo, lo + WINDOW_S)
             if not reqs:
                 return True
-            FleetSimulator(profile, scenario, Static(n), initial_replicas=n).run(reqs)
+            FleetSimulator(profile, scenario, Static(n), initial_replicas=n, slots=slots).run(reqs)
             return _attainment(reqs, met) >= GOAL
 
         n = 0 if not _requests(trace, lo, lo + WINDOW_S) else _smallest(ok, max_replicas, previous)
@@ -99,12 +100,14 @@ def cheapest_static(
     met: Callable[[Request], bool],
     max_replicas: int,
     start: int,
+    slots: int | None = None,
 ) -> tuple[int, SimResult]:
     results: dict[int, SimResult] = {}
 
     def ok(n: int) -> bool:
         reqs = _requests(trace)
-        results[n] = FleetSimulator(profile, scenario, Static(n), initial_replicas=n).run(reqs)
+        sim = FleetSimulator(profile, scenario, Static(n), initial_replicas=n, slots=slots)
+        results[n] = sim.run(reqs)
         return _attainment(reqs, met) >= GOAL
 
     n = _smallest(ok, max_replicas, start)

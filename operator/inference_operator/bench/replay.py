@@ -254,6 +254,9 @@ class BenchConfig:
     queue_per_replica: float = 4.0
     seed: int = 0
     calibration_seeds: int = 5
+    # The gateway's maxPerReplica, modelled (None: every request goes straight to a pod, as
+    # the standard set runs; docs/simulator.md says why and what the cap changes).
+    gateway_slots: int | None = None
 
 
 def calibrate_mean(cfg: BenchConfig, trace: Trace) -> Capacity:
@@ -359,7 +362,9 @@ def replay(
 ) -> Run:
     capacity = capacity or calibrate_mean(cfg, trace)
     met = cfg.slo.met
-    fluid = fluid_bound(cfg.profile, cfg.scenario, trace, met, cfg.max_replicas)
+    fluid = fluid_bound(
+        cfg.profile, cfg.scenario, trace, met, cfg.max_replicas, slots=cfg.gateway_slots
+    )
     lead = cfg.scenario.total_s * (1 + cfg.scenario.jitter) + 15.0
     st = Setting(cfg, capacity, max(1, *fluid.need), lead)
     # Every policy starts from a fleet sized for the opening load, as if it had been running:
@@ -377,6 +382,7 @@ def replay(
             initial_replicas=initial,
             seed=cfg.seed,
             warm=policy.warm if isinstance(policy, Ours) and policy.warm_ceiling else None,
+            slots=cfg.gateway_slots,
         )
         tick = (lambda t: progress(label, t)) if progress else None
         return sim.run(requests, tick)
@@ -388,7 +394,7 @@ def replay(
         lambda p: simulate(p, "oracle"), fluid, lead, max(cfg.min_replicas, 0), met
     )
     static_n, static_result = cheapest_static(
-        cfg.profile, cfg.scenario, trace, met, cfg.max_replicas, st.peak
+        cfg.profile, cfg.scenario, trace, met, cfg.max_replicas, st.peak, slots=cfg.gateway_slots
     )
     out: dict[str, PolicyReport] = {}
     for name in names:

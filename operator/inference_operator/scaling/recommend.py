@@ -115,14 +115,17 @@ def _signals(
     if t.tokens_per_second_per_replica is not None and tokens is not None:
         # HPA's AverageValue arithmetic on prompt + generated tokens/s.
         out["tokens"] = _ceil(tokens / t.tokens_per_second_per_replica)
-    if obs.gateway_queue is not None:
+    if obs.gateway_queue is not None and (obs.ready_replicas == 0 or out["rps"] is None):
+        # Waking from zero (or with no rate to size by): HPA's AverageValue on what is held.
+        # With Ready replicas and a rate, the backlog term holds it: 2,000 held for slots on a
+        # burst are not 500 replicas' worth of waiting.
         out["gateway"] = _ceil(obs.gateway_queue / t.queue_per_replica)
     return out
 
 
 def _backlog_replicas(obs: Observation, policy: Policy, expected: float, target: float) -> float:
-    """Replicas' worth of capacity the waiting backlog takes over one start-up time, on top of
-    the replicas the arrivals need.
+    """Replicas' worth of capacity the waiting backlog (in the pods, and held at the gateway for
+    a free slot) takes over one start-up time, on top of the replicas the arrivals need.
 
     Per pod where known: vLLM drains a request only in the replica that took it, so a pod's
     waiting beyond `queue_per_replica` occupies that pod alone, and at most wholly: 2,000 stuck
@@ -132,10 +135,13 @@ def _backlog_replicas(obs: Observation, policy: Policy, expected: float, target:
     is spread over one start-up time."""
     drain = max(policy.startup_seconds, MIN_DRAIN_S)
     q = policy.targets.queue_per_replica
+    # The gateway hands what it holds to the first slot any replica frees, a new one included:
+    # that backlog is the fleet's, wholly spread.
+    gateway = (obs.gateway_queue or 0.0) / (target * drain)
     if obs.queues:
-        return sum(min(1.0, max(0.0, w - q) / (target * drain)) for w in obs.queues)
+        return gateway + sum(min(1.0, max(0.0, w - q) / (target * drain)) for w in obs.queues)
     held = _ceil(expected / target) * q
-    return max(0.0, (obs.queue or 0.0) - held) / drain / target
+    return gateway + max(0.0, (obs.queue or 0.0) - held) / drain / target
 
 
 def _token_rate(obs: Observation) -> float | None:

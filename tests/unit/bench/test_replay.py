@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from inference_operator.__main__ import main
 from inference_operator.bench.replay import POLICY_NAMES, BenchConfig, Slo, flaps, replay
 from inference_operator.bench.simulator.engine import Request
@@ -97,3 +99,9 @@ def test_cli_writes_the_documented_json(tmp_path: Path) -> None:
         for point in points:
             assert set(point) == {"knob", "value", "gpu_hours", "slo_attainment"}
     assert main(["bench", "--trace", str(tmp_path / "missing.csv"), "--quiet"]) == 2
+
+
+def test_cli_rejects_gateway_slots_below_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--trace", "synthetic:spike", "--gateway-slots", "0", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--gateway-slots is 0" in err and "at least 1" in err

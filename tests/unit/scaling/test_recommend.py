@@ -503,3 +503,22 @@ def test_a_burst_is_read_over_the_last_scrape_not_half_a_minute() -> None:
     _, again = recommend(replace(burst, sampled_at=T0 + 45), p, state, T0 + 45)
     _, twice = recommend(replace(burst, at=T0 + 50, sampled_at=T0 + 45), p, again, T0 + 50)
     assert len(twice.inflight) == len(again.inflight)
+
+
+def test_requests_held_at_the_gateway_for_a_slot_are_a_backlog_the_fleet_drains() -> None:
+    """The gateway holds requests beyond maxPerReplica in flight per replica and hands each to
+    the first slot any replica frees, new ones included: with Ready replicas that is a backlog
+    the whole fleet drains, spread over one start-up time like the fleet's queue. 10/s at 5/s
+    each need 2; 600 held add 600 / 120 s = 5/s: 3. Not 600 / 4 = 150 (maxReplicas), the
+    arithmetic that wakes a model at zero, where nothing else says how many to start."""
+    p = policy(targets=Targets(queue_per_replica=4, requests_per_second_per_replica=5.0))
+    held = obs(arrival_rps=10.0, queue=0, queues=(0.0, 0.0), gateway_queue=600.0)
+    rec, _ = recommend(held, p, State(), T0)
+    assert rec.by_signal["rps"] == 3
+    assert rec.by_signal["gateway"] is None
+    assert rec.replicas == 3
+    # More held never asks for fewer; and at zero Ready replicas the wake-up arithmetic stays.
+    more, _ = recommend(replace(held, gateway_queue=1200.0), p, State(), T0)
+    assert more.by_signal["rps"] == 4
+    cold = replace(held, ready_replicas=0, current_replicas=0, queues=(), running=None)
+    assert recommend(cold, p, State(), T0)[0].by_signal["gateway"] == 150

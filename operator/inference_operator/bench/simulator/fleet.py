@@ -177,6 +177,12 @@ class FleetSimulator:
     # The gateway's prefix routing with this load bound (None: least outstanding requests). A
     # request's key is its first prefix, as the gateway's key is its prompt's first characters.
     prefix_epsilon: float | None = None
+    # The gateway's maxPerReplica: requests in flight per replica; more wait at the gateway, in
+    # arrival order, for the first slot any Ready replica frees (None: no limit).
+    slots: int | None = None
+    # How often a gateway with waiting requests looks for freed slots (the simulator has no
+    # completion events; the real gateway hands a slot over the moment a response ends).
+    dispatch_interval: float = 0.05
 
     def _startup_seconds(self, on_spare: bool = False) -> float:
         s = self.scenario
@@ -248,11 +254,13 @@ class FleetSimulator:
 
     def _route(self, request: Request, now: float) -> None:
         ready = [r for r in self.replicas if r.serving(now)]
-        if not ready:
-            self.held.append(request)
-            return
         for r in ready:
             self._collect(r.engine.advance(now))
+        if self.slots is not None:
+            ready = [r for r in ready if r.engine.outstanding < self.slots]
+        if not ready or (self.held and self.slots is not None):
+            self.held.append(request)
+            return
         if self.prefix_epsilon is None or not request.prefixes:
             best = min(ready, key=lambda r: r.engine.outstanding)
         else:
@@ -262,6 +270,16 @@ class FleetSimulator:
             assert chosen is not None
             best = by_name[chosen]
         best.engine.enqueue(request)
+
+    def _dispatch(self, now: float) -> None:
+        """Hand waiting requests, oldest first, to the slots the Ready replicas have free."""
+        held, self.held = self.held, []
+        for i, request in enumerate(held):
+            before = len(self.held)
+            self._route(request, now)
+            if len(self.held) > before:
+                self.held.extend(held[i + 1 :])
+                return
 
     def _collect(self, finished: Iterable[Request]) -> None:
         for _ in finished:
@@ -322,21 +340,29 @@ class FleetSimulator:
             r.ready_at = r.engine.t = r.created_at = start
         self._ready_events.clear()
         next_sample, next_decision, next_timeline = start, start, start
+        next_dispatch = float("inf")
         i = 0
         now = start
         end_limit = last_arrival + self.drain_limit
         while now < end_limit:
             next_arrival = requests[i].arrival if i < len(requests) else float("inf")
             next_ready = self._ready_events[0][0] if self._ready_events else float("inf")
-            now = min(next_arrival, next_ready, next_sample, next_decision, next_timeline)
+            if not self.held or self.slots is None:
+                next_dispatch = float("inf")
+            elif next_dispatch == float("inf"):
+                next_dispatch = now + self.dispatch_interval
+            now = min(
+                next_arrival, next_ready, next_sample, next_decision, next_timeline, next_dispatch
+            )
             if now >= end_limit:
                 break
-            if now == next_ready:
+            if now == next_dispatch:
+                self._dispatch(now)
+                next_dispatch = now + self.dispatch_interval
+            elif now == next_ready:
                 _, _, replica = heapq.heappop(self._ready_events)
                 if replica.ended_at is None and self.held:
-                    held, self.held = self.held, []
-                    for request in held:
-                        self._route(request, now)
+                    self._dispatch(now)
             elif now == next_arrival:
                 self._arrivals += 1
                 self._route(requests[i], now)
