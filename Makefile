@@ -2,7 +2,7 @@
 PY ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: bench-routing run test lint typecheck layers unit integration tools bench bench-gateway bench-operator install
+.PHONY: bench-routing run test lint typecheck layers unit integration tools bench bench-gateway bench-behind-gateway bench-operator install
 
 install:
 	$(PY) -m pip install -q -e '.[test]'
@@ -37,6 +37,10 @@ test: lint typecheck layers tools
 
 bench: bench-gateway bench-routing
 	$(PY) -m inference_operator.bench.standard
+
+# The standard set with the gateway in the path (its maxPerReplica, its count of requests).
+bench-behind-gateway:
+	$(PY) -m inference_operator.bench.standard --gateway
 
 # Prefix-aware routing against least outstanding requests on a shared-prefix workload: on the
 # fleet simulator, then through the real gateway in front of fake vLLM replicas (~4 min).

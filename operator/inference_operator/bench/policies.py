@@ -25,7 +25,8 @@ class Ours:
     feeding it what the fleet queries read (1-minute rates of vLLM's counters, no arrival count:
     arrivals are completions plus the change in flight); the decision reaches the HPA through
     the external scaler's metric (scaling/hpa.py) under the HPA's tolerance on the HPA's 15-second
-    sync; KEDA scales 0 <-> 1 on IsActive after its cooldown."""
+    sync; KEDA scales 0 <-> 1 on IsActive after its cooldown. With a gateway in the path, its
+    count of requests received is read too."""
 
     policy: Policy
     name: str = "ours"
@@ -41,6 +42,9 @@ class Ours:
     state: State = field(default_factory=State)
     # spec.capacity.warm.auto.maxReplicas; None: no warm capacity.
     warm_ceiling: int | None = None
+    # A gateway in the path (bench --gateway-slots): the fleet queries return its count of
+    # requests received, and the recommender reads arrivals from it.
+    gateway: bool = False
     last: Recommendation | None = None
     _warm: int = 0
     _next_tick: float | None = None
@@ -71,6 +75,7 @@ class Ours:
             running=s.running,
             kv_cache_utilization=s.kv_cache_utilization,
             completion_rps=rate("completions"),
+            arrival_rps=rate("arrivals") if self.gateway else None,
             gateway_queue=s.held,
             sampled_at=s.at,
             itl_s=itl_sum / itl_count if itl_sum is not None and itl_count else None,

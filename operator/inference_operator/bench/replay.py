@@ -326,13 +326,19 @@ def baseline(name: str, st: Setting, knob: float, capacity_error: float = 1.0) -
 
 
 def _ours(cfg: BenchConfig, name: str, st: Setting, capacity_error: float = 1.0) -> Ours:
+    gateway = cfg.gateway_slots is not None
     if name == "ours":
-        return Ours(our_policy(cfg))
+        return Ours(our_policy(cfg), gateway=gateway)
     if name == "ours-hinted":
         hint = st.capacity.rps * cfg.rps_headroom * capacity_error
-        return Ours(our_policy(cfg, hint), name="ours-hinted")
+        return Ours(our_policy(cfg, hint), name="ours-hinted", gateway=gateway)
     # spec.capacity.warm.auto with its default ceiling: a CapacityBuffer sized by the brain.
-    return Ours(our_policy(cfg), name="ours-buffered", warm_ceiling=WarmAuto().max_replicas)
+    return Ours(
+        our_policy(cfg),
+        name="ours-buffered",
+        warm_ceiling=WarmAuto().max_replicas,
+        gateway=gateway,
+    )
 
 
 @dataclass

@@ -3,6 +3,7 @@ synthetic step, spike, ramp and idle-gap traces, through every policy; tables, J
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -10,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from inference_operator.api.models import GatewaySpec
 from inference_operator.bench.replay import BenchConfig, Run, replay
 from inference_operator.bench.report import (
     as_json,
@@ -74,9 +76,11 @@ def standard_runs() -> list[tuple[Trace, str, int]]:
     return runs
 
 
-def one(args: tuple[Trace, str, int, Path]) -> tuple[str, dict[str, Any]]:
-    trace, scenario, min_replicas, out = args
-    cfg = BenchConfig(LLAMA3_8B_L40S, SCENARIOS[scenario], min_replicas=min_replicas)
+def one(args: tuple[Trace, str, int, Path, int | None]) -> tuple[str, dict[str, Any]]:
+    trace, scenario, min_replicas, out, slots = args
+    cfg = BenchConfig(
+        LLAMA3_8B_L40S, SCENARIOS[scenario], min_replicas=min_replicas, gateway_slots=slots
+    )
     run = replay(trace, cfg, curves=True, errors=True)
     text = "\n".join(
         [
@@ -105,13 +109,25 @@ def _learned(run: Run) -> str:
     )
 
 
-def main(out: Path = ROOT / "bench-out") -> int:
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench-standard", description=__doc__)
+    p.add_argument(
+        "--gateway",
+        action="store_true",
+        help="with the gateway in the path: at most spec.gateway.maxPerReplica's default "
+        f"({GatewaySpec().max_per_replica}) in flight per replica, the rest held at the gateway, "
+        "which counts the requests it receives (docs/simulator.md)",
+    )
+    p.add_argument("--out", type=Path, help="default: bench-out, or bench-out/gateway")
+    args = p.parse_args(argv)
+    slots = GatewaySpec().max_per_replica if args.gateway else None
+    out: Path = args.out or (ROOT / "bench-out" / ("gateway" if args.gateway else ""))
     out.mkdir(parents=True, exist_ok=True)
     runs = standard_runs()
     t0 = time.monotonic()
     # Two processes: the runs are independent, and each is one core's work.
     with ProcessPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
-        done = list(pool.map(one, [(t, s, m, out) for t, s, m in runs]))
+        done = list(pool.map(one, [(t, s, m, out, slots) for t, s, m in runs]))
     for text, _ in done:
         print(text)
     write_json(out / "report.json", [doc for _, doc in done])
