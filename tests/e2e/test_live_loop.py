@@ -61,6 +61,10 @@ def infd(prometheus_url: str) -> dict[str, Any]:
                 "startupTime": "5s",
                 "pollingInterval": "1s",
                 "targets": {"queuePerReplica": 2},
+                # The fake replicas run an L40S 5x slower (hack/liveloop.py): one decode step
+                # alone takes 100 ms, so the default TPOT objective (100 ms) leaves no capacity
+                # at all. Objectives 5x looser, like the replicas.
+                "slo": {"ttft": "10s", "tpot": "500ms"},
                 "behavior": {"scaleDown": {"stabilizationWindow": "10s", "maxPercent": 100}},
                 "prometheus": {"url": prometheus_url},
             },
@@ -159,7 +163,7 @@ def test_scales_from_zero_up_under_load_and_back_to_zero(
     eventually(grew, timeout=90)
 
     # No requestsPerSecondPerReplica in the spec: the capacity is learned from the fake
-    # replicas' metrics (an H100 profile run 5x slower, behind an L40S prior), shown in status
+    # replicas' metrics (an L40S profile run 5x slower, behind the L40S prior), shown in status
     # and by `kubectl describe`; the arrival rate is the gateway's count.
     def learned() -> dict[str, Any]:
         status = (cluster.get("InferenceDeployment", NAME, namespace) or {}).get("status") or {}
