@@ -327,18 +327,13 @@ def baseline(name: str, st: Setting, knob: float, capacity_error: float = 1.0) -
 
 def _ours(cfg: BenchConfig, name: str, st: Setting, capacity_error: float = 1.0) -> Ours:
     gateway = cfg.gateway_slots is not None
-    if name == "ours":
-        return Ours(our_policy(cfg), gateway=gateway)
     if name == "ours-hinted":
         hint = st.capacity.rps * cfg.rps_headroom * capacity_error
-        return Ours(our_policy(cfg, hint), name="ours-hinted", gateway=gateway)
-    # spec.capacity.warm.auto with its default ceiling: a CapacityBuffer sized by the brain.
-    return Ours(
-        our_policy(cfg),
-        name="ours-buffered",
-        warm_ceiling=WarmAuto().max_replicas,
-        gateway=gateway,
-    )
+        return Ours(our_policy(cfg, hint), name=name, gateway=gateway)
+    # ours-buffered: spec.capacity.warm.auto with its default ceiling, a CapacityBuffer sized by
+    # the brain.
+    warm = WarmAuto().max_replicas if name == "ours-buffered" else None
+    return Ours(our_policy(cfg), name=name, warm_ceiling=warm, gateway=gateway)
 
 
 @dataclass

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="default: bench-out, or bench-out/gateway")
     args = p.parse_args(argv)
     slots = GatewaySpec().max_per_replica if args.gateway else None
-    out: Path = args.out or (ROOT / "bench-out" / ("gateway" if args.gateway else ""))
+    out: Path = args.out or (ROOT / "bench-out" / "gateway" if args.gateway else ROOT / "bench-out")
     out.mkdir(parents=True, exist_ok=True)
     runs = standard_runs()
     t0 = time.monotonic()

@@ -252,7 +252,9 @@ class FleetSimulator:
         for r in ready[:surplus]:
             r.draining = True
 
-    def _route(self, request: Request, now: float) -> None:
+    def _route(self, request: Request, now: float) -> bool:
+        """Hand `request` to a replica, or hold it at the gateway (False): no Ready replica, no
+        free slot, or older requests already waiting for one."""
         ready = [r for r in self.replicas if r.serving(now)]
         for r in ready:
             self._collect(r.engine.advance(now))
@@ -260,7 +262,7 @@ class FleetSimulator:
             ready = [r for r in ready if r.engine.outstanding < self.slots]
         if not ready or (self.held and self.slots is not None):
             self.held.append(request)
-            return
+            return False
         if self.prefix_epsilon is None or not request.prefixes:
             best = min(ready, key=lambda r: r.engine.outstanding)
         else:
@@ -270,14 +272,13 @@ class FleetSimulator:
             assert chosen is not None
             best = by_name[chosen]
         best.engine.enqueue(request)
+        return True
 
     def _dispatch(self, now: float) -> None:
         """Hand waiting requests, oldest first, to the slots the Ready replicas have free."""
         held, self.held = self.held, []
         for i, request in enumerate(held):
-            before = len(self.held)
-            self._route(request, now)
-            if len(self.held) > before:
+            if not self._route(request, now):
                 self.held.extend(held[i + 1 :])
                 return
 
