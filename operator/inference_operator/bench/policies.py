@@ -23,10 +23,10 @@ class Ours:
     """The operator's path, end to end: Prometheus scrapes every `scrape_interval`; the
     operator's timer runs `recommend` every `timer_seconds` at its own phase against the HPA,
     feeding it what the fleet queries read (1-minute rates of vLLM's counters, no arrival count:
-    arrivals are completions plus the change in flight); the decision reaches the HPA through
-    the external scaler's metric (scaling/hpa.py) under the HPA's tolerance on the HPA's 15-second
-    sync; KEDA scales 0 <-> 1 on IsActive after its cooldown. With a gateway in the path, its
-    count of requests received is read too."""
+    arrivals are completions plus the change in flight) and the Deployment's Ready count, live;
+    the decision reaches the HPA through the external scaler's metric (scaling/hpa.py) under the
+    HPA's tolerance on the HPA's 15-second sync; KEDA scales 0 <-> 1 on IsActive after its
+    cooldown. With a gateway in the path, its count of requests received is read too."""
 
     policy: Policy
     name: str = "ours"
@@ -68,8 +68,10 @@ class Ours:
         return Observation(
             at=now,
             current_replicas=view.target,
-            ready_replicas=s.ready,
-            starting_replicas=s.starting,
+            # As the operator reads them (handlers/autoscale.py): the Deployment's, not the
+            # last scrape's; starting is what the scale target asks for beyond Ready.
+            ready_replicas=view.ready,
+            starting_replicas=max(0, view.target - view.ready),
             queue=s.queue,
             queues=tuple(float(q) for q in s.queues),
             running=s.running,

@@ -96,11 +96,9 @@ def _signals(
         rate_signal = rate is not None and cap is not None and cap.rps > 0
         out["queue"] = _queue_demand(obs, policy, rate_signal)
     if obs.kv_cache_utilization is not None and obs.ready_replicas > 0:
-        # HPA's Utilization arithmetic over the Ready replicas only: the starting ones carry no
-        # KV cache yet, and counting them would dilute the pressure and add them twice.
-        out["kvCache"] = _ceil(
-            obs.ready_replicas * obs.kv_cache_utilization / t.kv_cache_utilization
-        )
+        # HPA's Utilization arithmetic over the pods the mean was taken over: the starting ones
+        # carry no KV cache yet, and counting them would dilute the pressure and add them twice.
+        out["kvCache"] = _ceil(_scraped(obs) * obs.kv_cache_utilization / t.kv_cache_utilization)
     if rate is not None and cap is not None and cap.rps > 0:
         points = [*state.arrivals, (now, rate)]
         expected = forecast_rate(points, policy.startup_seconds, policy.forecast_max_growth)
@@ -142,6 +140,13 @@ def _backlog_replicas(obs: Observation, policy: Policy, expected: float, target:
         return gateway + sum(min(1.0, max(0.0, w - q) / (target * drain)) for w in obs.queues)
     held = _ceil(expected / target) * q
     return gateway + max(0.0, (obs.queue or 0.0) - held) / drain / target
+
+
+def _scraped(obs: Observation) -> int:
+    """The pods the vLLM signals were read from: one queue series each. Ready comes from the
+    Deployment's status, live, and a pod Ready within the last scrape interval has no series
+    yet; fleet totals divided by the Ready count would read it as idle."""
+    return len(obs.queues) or obs.ready_replicas
 
 
 def _token_rate(obs: Observation) -> float | None:
@@ -234,7 +239,7 @@ def _settled(state: State, policy: Policy, now: float) -> bool:
 
 
 def _evidence(obs: Observation, policy: Policy, settled: bool, arrivals: float | None) -> Evidence:
-    ready = max(1, obs.ready_replicas)
+    ready = max(1, _scraped(obs))
     buckets = obs.ttft_buckets
 
     def per(v: float | None) -> float | None:

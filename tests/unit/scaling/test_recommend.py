@@ -522,3 +522,31 @@ def test_requests_held_at_the_gateway_for_a_slot_are_a_backlog_the_fleet_drains(
     assert more.by_signal["rps"] == 4
     cold = replace(held, ready_replicas=0, current_replicas=0, queues=(), running=None)
     assert recommend(cold, p, State(), T0)[0].by_signal["gateway"] == 150
+
+
+def test_a_pod_ready_before_its_first_scrape_does_not_dilute_what_the_scrape_says() -> None:
+    """Ready comes from the Deployment's status, live; the vLLM signals from Prometheus, up to
+    a scrape interval behind. For that interval a pod just Ready has no series: the totals
+    cover the pods that have them (one queue series each), and dividing them by the Ready
+    count read the new pod as idle, lowering the learned capacity, and counted it at the
+    others' KV usage. Two pods scraped at KV 0.8 ask 2 of a 0.8 target, not 3 (the HPA, too,
+    takes a pod without metrics as empty when scaling up)."""
+    p = policy(targets=Targets(queue_per_replica=4, kv_cache_utilization=0.8))
+    window = obs(
+        arrival_rps=None,
+        completion_rps=6.0,
+        queue=0,
+        queues=(0.0, 0.0),
+        running=40,
+        kv_cache_utilization=0.8,
+        itl_s=0.03,
+        prompt_tps=3000.0,
+        generation_tps=1200.0,
+    )
+    scraped, learned_from_two = recommend(window, p, EMPTY, T0)
+    ahead, learned_with_third = recommend(
+        replace(window, ready_replicas=3, current_replicas=3), p, EMPTY, T0
+    )
+    assert scraped.by_signal["kvCache"] == 2 and ahead.by_signal["kvCache"] == 2
+    assert learned_from_two.throughput.samples == 1
+    assert learned_with_third.throughput == learned_from_two.throughput
