@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from inference_operator.scaling.throughput import (
     LOAD_MIN,
     LOAD_RATIO,
+    MISS_HALF_LIFE_REQUESTS,
     EngineModel,
     Evidence,
     Prior,
@@ -157,6 +158,44 @@ def test_the_latency_tail_caps_the_capacity_at_the_first_load_that_misses() -> N
     assert c.bound_by == "latencyTail"
     # Below the first load that missed, and no more than one bin below the last that did not.
     assert 0.3 * model_rps / LOAD_RATIO <= c.rps <= 0.45 * model_rps
+
+
+def _missing_tail(rng: random.Random, model_rps: float, repeat: int = 5) -> list[Evidence]:
+    """Windows missing 10% from 40% of the step model's capacity up, none below."""
+    windows = []
+    for share in (0.1, 0.2, 0.3, 0.45, 0.6):
+        ok = 1.0 if share < 0.4 else 0.9
+        rps = share * model_rps
+        windows += [
+            window(rng, 30, rps, ttft_ok=ok, first_tokens=400, load=rps) for _ in range(repeat)
+        ]
+    return windows
+
+
+def test_a_quiet_stretch_does_not_forget_the_latency_tail() -> None:
+    """Found on azure-code: two hours at a request a minute say nothing about the tail at load,
+    and a memory that faded by the clock forgot it there, so the burst after the lull met a
+    fleet sized by the step model alone (2.24 req/s against a true 0.68: 95.4% SLO)."""
+    rng = random.Random(5)
+    model_rps = capacity(ThroughputMemory(), WRONG, SLO, KV).rps
+    memory = teach(ThroughputMemory(), _missing_tail(rng, model_rps))
+    assert tail_limit(memory, SLO) is not None
+    quiet = [window(rng, 1, 1 / 60, ttft_ok=1.0, first_tokens=1, load=1 / 60)] * 480
+    after = teach(memory, quiet, t0=15.0 * 25)
+    assert tail_limit(after, SLO) == tail_limit(memory, SLO)
+
+
+def test_new_evidence_at_the_same_load_replaces_the_tail() -> None:
+    """The memory fades with the requests seen since, not with the clock: once the loads that
+    missed are served within the objective for several half-lives' worth of requests (a new
+    image, a shorter mix), the cap is lifted."""
+    rng = random.Random(6)
+    model_rps = capacity(ThroughputMemory(), WRONG, SLO, KV).rps
+    memory = teach(ThroughputMemory(), _missing_tail(rng, model_rps))
+    rps = 0.5 * model_rps
+    clean = [window(rng, 30, rps, ttft_ok=1.0, first_tokens=400, load=rps)]
+    healed = teach(memory, clean * 8 * math.ceil(MISS_HALF_LIFE_REQUESTS / 100), t0=15.0 * 25)
+    assert tail_limit(healed, SLO) is None
 
 
 def test_a_noisy_bin_below_clean_ones_does_not_cap_the_capacity() -> None:
