@@ -15,7 +15,7 @@ def _view() -> FleetView:
     def at(t: float, arrivals: int, completions: int) -> Sample:
         return Sample(t, (0,), 10, 0.5, arrivals, completions, 1, 0, 0)
 
-    return FleetView([at(0.0, 0, 0), at(60.0, 600, 240)], target=1, ready=1, starting=0)
+    return FleetView([at(0.0, 0, 0), at(60.0, 600, 240)], target=1, ready=1)
 
 
 def test_behind_a_gateway_arrivals_are_its_count_of_requests_received() -> None:
@@ -33,7 +33,7 @@ def test_ready_and_starting_are_the_deployments_not_the_last_scrapes() -> None:
     the last scrape is Ready, though the scrape says neither."""
     policy = product_policy(product_spec(LLAMA3_8B_L40S, 1, 8))
     view = _view()
-    view.target, view.ready, view.starting = 4, 2, 1
+    view.target, view.ready = 4, 2
     seen = Ours(policy).observe(60.0, view)
     assert seen is not None
     assert (seen.current_replicas, seen.ready_replicas, seen.starting_replicas) == (4, 2, 2)

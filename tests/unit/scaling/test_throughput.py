@@ -141,25 +141,6 @@ def test_the_memory_survives_a_round_trip_through_status() -> None:
     assert ThroughputMemory.from_dict({"xx": [1, 2]}) == ThroughputMemory()  # damaged: start over
 
 
-def test_the_latency_tail_caps_the_capacity_at_the_first_load_that_misses() -> None:
-    """Misses at 40% of the step model's capacity and above, none below: the capacity is capped
-    at the floor of the first failing load bin."""
-    rng = random.Random(5)
-    model_rps = capacity(ThroughputMemory(), WRONG, SLO, KV).rps
-    windows = []
-    for share in (0.1, 0.2, 0.3, 0.45, 0.6):
-        ok = 1.0 if share < 0.4 else 0.9
-        for _ in range(5):
-            rps = share * model_rps
-            windows.append(window(rng, 30, rps, ttft_ok=ok, first_tokens=400, load=rps))
-    memory = teach(ThroughputMemory(), windows)
-    assert tail_limit(memory, SLO) is not None
-    c = capacity(memory, WRONG, SLO, KV)
-    assert c.bound_by == "latencyTail"
-    # Below the first load that missed, and no more than one bin below the last that did not.
-    assert 0.3 * model_rps / LOAD_RATIO <= c.rps <= 0.45 * model_rps
-
-
 def _missing_tail(rng: random.Random, model_rps: float, repeat: int = 5) -> list[Evidence]:
     """Windows missing 10% from 40% of the step model's capacity up, none below."""
     windows = []
@@ -170,6 +151,18 @@ def _missing_tail(rng: random.Random, model_rps: float, repeat: int = 5) -> list
             window(rng, 30, rps, ttft_ok=ok, first_tokens=400, load=rps) for _ in range(repeat)
         ]
     return windows
+
+
+def test_the_latency_tail_caps_the_capacity_at_the_first_load_that_misses() -> None:
+    """Misses at 40% of the step model's capacity and above, none below: the capacity is capped
+    at the floor of the first failing load bin."""
+    model_rps = capacity(ThroughputMemory(), WRONG, SLO, KV).rps
+    memory = teach(ThroughputMemory(), _missing_tail(random.Random(5), model_rps))
+    assert tail_limit(memory, SLO) is not None
+    c = capacity(memory, WRONG, SLO, KV)
+    assert c.bound_by == "latencyTail"
+    # Below the first load that missed, and no more than one bin below the last that did not.
+    assert 0.3 * model_rps / LOAD_RATIO <= c.rps <= 0.45 * model_rps
 
 
 def test_a_quiet_stretch_does_not_forget_the_latency_tail() -> None:
@@ -192,9 +185,14 @@ def test_new_evidence_at_the_same_load_replaces_the_tail() -> None:
     rng = random.Random(6)
     model_rps = capacity(ThroughputMemory(), WRONG, SLO, KV).rps
     memory = teach(ThroughputMemory(), _missing_tail(rng, model_rps))
+    assert tail_limit(memory, SLO) is not None
     rps = 0.5 * model_rps
     clean = [window(rng, 30, rps, ttft_ok=1.0, first_tokens=400, load=rps)]
-    healed = teach(memory, clean * 8 * math.ceil(MISS_HALF_LIFE_REQUESTS / 100), t0=15.0 * 25)
+    # teach() steps 15 s: each window adds a quarter of its minute's 400 first tokens.
+    per_window = 400 * 15.0 / 60.0
+    per_half_life = math.ceil(MISS_HALF_LIFE_REQUESTS / per_window)
+    assert tail_limit(teach(memory, clean * per_half_life, t0=15.0 * 25), SLO) is not None
+    healed = teach(memory, clean * 8 * per_half_life, t0=15.0 * 25)
     assert tail_limit(healed, SLO) is None
 
 

@@ -51,12 +51,12 @@ class Sample:
 
 @dataclass
 class FleetView:
-    """What a policy may look at: the scrape history and the replica counts right now."""
+    """What a policy may look at: the scrape history, and the replicas asked for and Ready right
+    now (the Deployment's status; starting is what is asked for beyond Ready)."""
 
     samples: list[Sample]
     target: int
     ready: int
-    starting: int
     # (ready at, seconds from created to Ready, whether it waited for a new node) of the
     # replicas that have started, as the pods' timestamps tell the operator.
     startups: list[tuple[float, float, bool]] = field(default_factory=list)
@@ -389,9 +389,7 @@ class FleetSimulator:
                     if r.created_at < r.ready_at <= now
                     and (r.ended_at is None or r.ended_at >= r.ready_at)
                 ]
-                view = FleetView(
-                    samples, self.target, s.ready if s else 0, s.starting if s else 0, started
-                )
+                view = FleetView(samples, self.target, s.ready if s else 0, started)
                 want = self.policy.decide(now, view)
                 if want != self.target:
                     changes.append((now, self.target, want))
