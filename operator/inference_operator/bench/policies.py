@@ -308,10 +308,21 @@ class AibrixApa:
 
 @dataclass
 class Wva:
-    """llm-d's Workload Variant Autoscaler in saturation mode with its defaults: a replica is
-    saturated at KV-cache usage 0.80 or 5 waiting; add one when the spare KV (0.80 - usage) or the
-    spare queue (5 - waiting) averaged over the replicas falls below 0.10 or 3; remove one when
-    the fleet would keep both spares with one replica fewer; nothing while pods are pending."""
+    """llm-d's Workload Variant Autoscaler in saturation mode with its defaults, as its source
+    decides (internal/saturation/analyzer.go, internal/engines/saturation/engine.go):
+    - each pod's KV-cache usage and waiting are the peaks of the last minute
+      (`max by (pod) (max_over_time(...[1m]))`); requests held at the gateway count as waiting,
+      spread over the pods (every baseline here counts what the gateway holds);
+    - a pod is saturated at KV >= 0.80 or >= 5 waiting; the spare KV (0.80 - usage) and spare
+      queue (5 - waiting) are averaged over the pods that are not (0 when every pod is);
+    - one replica more than the pods reporting when either average falls below 0.10 or 3, unless
+      pods are pending (the Deployment's replicas - Ready, live);
+    - one fewer when at least two pods are unsaturated and their load, spread over one fewer,
+      keeps both spares;
+    - while some pod has no metrics yet the target stays the Deployment's count;
+    - every 30 s (the engine's polling interval).
+    The HPA that carries wva_desired_replicas to the Deployment is not modelled: the target is
+    applied as decided."""
 
     kv_threshold: float
     min_replicas: int
@@ -320,34 +331,58 @@ class Wva:
     spare_kv: float = 0.10
     spare_queue: float = 3.0
     scrape_interval: float = 15.0
-    interval: float = 15.0
+    interval: float = 30.0
+    # The range of WVA's max_over_time queries.
+    peak_window: float = 60.0
     name: str = "wva"
+
+    def _peaks(self, now: float, view: FleetView) -> list[tuple[float, float]]:
+        """(KV usage, waiting) per pod of the latest scrape, each the peak of the scrapes in the
+        last minute (a range selector at `now` holds (now - 1m, now])."""
+        latest = view.latest(now, self.scrape_interval)
+        if latest is None or not latest.pods:
+            return []
+        kv = {name: k for name, k, _ in latest.pods}
+        waiting = {name: float(q) for name, _, q in latest.pods}
+        t = latest.at - self.scrape_interval
+        while t > now - self.peak_window:
+            s = view.latest(t, self.scrape_interval)
+            if s is None:
+                break
+            for name, k, q in s.pods:
+                if name in kv:
+                    kv[name] = max(kv[name], k)
+                    waiting[name] = max(waiting[name], float(q))
+            t -= self.scrape_interval
+        held = latest.held / len(latest.pods)
+        return [(kv[name], waiting[name] + held) for name in kv]
 
     def decide(self, now: float, view: FleetView) -> int:
         s = view.latest(now, self.scrape_interval)
         if s is None:
             return view.target
-        if s.starting > 0:
-            return view.target
-        if s.ready == 0:
+        if view.ready == 0:
+            # The scale-from-zero engine wakes a replica for requests waiting at the gateway.
             return max(view.target, 1 if s.held else self.min_replicas)
-        kv = s.kv_cache_utilization or 0.0
-        queue = (s.queue + s.held) / s.ready
-        if (
-            self.kv_threshold - kv < self.spare_kv
-            or self.queue_threshold - queue < self.spare_queue
-        ):
-            return _clamp(view.target + 1, self.min_replicas, self.max_replicas)
-        fewer = s.ready - 1
-        if fewer >= max(1, self.min_replicas):
-            kv_after = kv * s.ready / fewer
-            queue_after = (s.queue + s.held) / fewer
+        pods = self._peaks(now, view)
+        current = view.target
+        base = len(pods) if len(pods) == current else current
+        free = [(kv, q) for kv, q in pods if kv < self.kv_threshold and q < self.queue_threshold]
+        n = len(free)
+        spare_kv = sum(self.kv_threshold - kv for kv, _ in free) / n if n else 0.0
+        spare_queue = sum(self.queue_threshold - q for _, q in free) / n if n else 0.0
+        if spare_kv < self.spare_kv or spare_queue < self.spare_queue:
+            pending = current - view.ready
+            return _clamp(base if pending > 0 else base + 1, self.min_replicas, self.max_replicas)
+        if n >= 2 and base > 1:
+            kv_after = sum(kv for kv, _ in free) / (n - 1)
+            queue_after = sum(q for _, q in free) / (n - 1)
             if (
                 self.kv_threshold - kv_after >= self.spare_kv
                 and self.queue_threshold - queue_after >= self.spare_queue
             ):
-                return _clamp(view.target - 1, self.min_replicas, self.max_replicas)
-        return _clamp(view.target, self.min_replicas, self.max_replicas)
+                return _clamp(base - 1, self.min_replicas, self.max_replicas)
+        return _clamp(base, self.min_replicas, self.max_replicas)
 
 
 @dataclass

@@ -42,6 +42,8 @@ class Sample:
     # the last one every first token (le="+Inf").
     ttft_le: tuple[int, ...] = ()
     tpot_le: tuple[int, ...] = ()
+    # (pod name, KV usage, waiting) of each serving pod, as Prometheus has them by pod label.
+    pods: tuple[tuple[str, float, int], ...] = ()
 
     @property
     def queue(self) -> int:
@@ -290,6 +292,7 @@ class FleetSimulator:
         running = 0
         kv: list[float] = []
         queues: list[int] = []
+        pods: list[tuple[str, float, int]] = []
         for r in self.replicas:
             if r.ended_at is not None or r.ready_at > now:
                 continue
@@ -298,6 +301,7 @@ class FleetSimulator:
             running += len(r.engine.running)
             if not r.draining:
                 kv.append(r.engine.kv_utilization)
+                pods.append((r.name, r.engine.kv_utilization, len(r.engine.waiting)))
             if r.draining and r.engine.outstanding == 0:
                 r.ended_at = max(r.engine.last_finish_at, r.ready_at)
                 self._replica_ended(r.ended_at)
@@ -321,6 +325,7 @@ class FleetSimulator:
             sum(e.itl_count for e in engines),
             tuple(itertools.accumulate(ttft)),
             tuple(itertools.accumulate(tpot)),
+            tuple(pods),
         )
 
     def run(
