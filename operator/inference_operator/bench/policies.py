@@ -319,7 +319,8 @@ class Wva:
       pods are pending (the Deployment's replicas - Ready, live);
     - one fewer when at least two pods are unsaturated and their load, spread over one fewer,
       keeps both spares;
-    - while some pod has no metrics yet the target stays the Deployment's count;
+    - while some pod has no metrics yet, one more or fewer counts from the Deployment's replicas,
+      not from the pods reporting;
     - every 30 s (the engine's polling interval).
     The HPA that carries wva_desired_replicas to the Deployment is not modelled: the target is
     applied as decided."""
