@@ -1041,8 +1041,9 @@ class PerReplicaStatus(Base):
     )
     bound_by: str = Field(
         "",
-        description="The limit that binds: tpot (step times), kvCache, latencyTail (the "
-        "SLO's misses at higher loads), or spec.",
+        description="The limit that binds: tpot (step times), kvCache, maxPerReplica (what "
+        "spec.gateway sends one replica at a time), latencyTail (the SLO's misses at higher "
+        "loads), or spec.",
     )
     samples: int = Field(0, description="Windows of metrics learned from.")
     updated_at: str | None = Field(None, description="When the numbers last changed.")

@@ -18,14 +18,18 @@ def product_spec(
     min_replicas: int,
     max_replicas: int,
     requests_per_second_per_replica: float | None = None,
+    gateway_slots: int | None = None,
 ) -> InferenceDeploymentSpec:
+    """`gateway_slots`: a gateway of its own in the path, with that maxPerReplica."""
     autoscaling: dict[str, Any] = {"minReplicas": min_replicas, "maxReplicas": max_replicas}
     if requests_per_second_per_replica is not None:
         autoscaling["targets"] = {
             "requestsPerSecondPerReplica": round(requests_per_second_per_replica, 3)
         }
+    gateway = {"gateway": {"maxPerReplica": gateway_slots}} if gateway_slots is not None else {}
     return InferenceDeploymentSpec.model_validate(
         {
+            **gateway,
             "model": {"uri": profile.model_uri},
             "accelerator": {
                 "kind": "nvidia",
@@ -39,4 +43,4 @@ def product_spec(
 
 def product_policy(spec: InferenceDeploymentSpec) -> Policy:
     """What the operator's autoscale handler runs for `spec`."""
-    return policy_from_spec(spec.autoscaling, prior_for(spec.model, spec.accelerator))
+    return policy_from_spec(spec.autoscaling, prior_for(spec.model, spec.accelerator), spec.gateway)

@@ -272,7 +272,9 @@ def calibrate_mean(cfg: BenchConfig, trace: Trace) -> Capacity:
 def our_policy(cfg: BenchConfig, hint: float | None = None) -> Policy:
     """The operator's policy for this replica with the shipped defaults; `hint`: the
     requestsPerSecondPerReplica a user who measured the capacity would set."""
-    return product_policy(product_spec(cfg.profile, cfg.min_replicas, cfg.max_replicas, hint))
+    return product_policy(
+        product_spec(cfg.profile, cfg.min_replicas, cfg.max_replicas, hint, cfg.gateway_slots)
+    )
 
 
 # Each baseline's main knob: (name in the curves, the values swept, the value of its row).

@@ -156,7 +156,7 @@ def decide(
     )
     url = spec.autoscaling.prometheus.url or runtime.settings().prometheus_url
     reading = _reader(url).read(owner, fleet, now)
-    policy = policy_from_spec(spec.autoscaling, _prior(spec))
+    policy = policy_from_spec(spec.autoscaling, _prior(spec), spec.gateway)
     state = _memory.get(meta["uid"]) or State.from_dict(status.get("scalerState"))
     rec, state = recommend(reading.observation, policy, state, now)
     _memory[meta["uid"]] = state

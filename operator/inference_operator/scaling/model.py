@@ -136,6 +136,9 @@ class Policy:
     slo: Slo = field(default_factory=Slo)
     prior: Prior | None = None
     capacity_utilization: float = 0.95
+    # spec.gateway.maxPerReplica: the gateway never sends a replica more at a time, so the
+    # learned capacity is bounded by it as by the KV cache. None: no gateway of its own.
+    max_seqs_per_replica: int | None = None
 
     def __post_init__(self) -> None:
         if self.min_replicas < 0:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from inference_operator.api.durations import seconds
-from inference_operator.api.models import AutoscalingSpec
+from inference_operator.api.models import AutoscalingSpec, GatewaySpec
 from inference_operator.scaling.model import Policy, Schedule, Targets
 from inference_operator.scaling.throughput import Prior, Slo
 
@@ -11,8 +11,11 @@ from inference_operator.scaling.throughput import Prior, Slo
 DEFAULT_IDLE_TO_ZERO_SECONDS = 900.0
 
 
-def policy_from_spec(a: AutoscalingSpec, prior: Prior | None = None) -> Policy:
-    """`prior`: the planner's expectation of one replica (capacity/performance.prior_for)."""
+def policy_from_spec(
+    a: AutoscalingSpec, prior: Prior | None = None, gateway: GatewaySpec | None = None
+) -> Policy:
+    """`prior`: the planner's expectation of one replica (capacity/performance.prior_for);
+    `gateway`: spec.gateway, whose maxPerReplica bounds what one replica is sent at a time."""
     down = a.behavior.scale_down
     return Policy(
         min_replicas=a.min_replicas,
@@ -27,6 +30,7 @@ def policy_from_spec(a: AutoscalingSpec, prior: Prior | None = None) -> Policy:
         slo=Slo(seconds(a.slo.ttft), seconds(a.slo.tpot), a.slo.percentile),
         prior=prior,
         capacity_utilization=a.targets.capacity_utilization,
+        max_seqs_per_replica=gateway.max_per_replica if gateway is not None else None,
         panic_threshold=a.behavior.scale_up.panic_threshold,
         scale_up_max_factor=a.behavior.scale_up.max_factor,
         scale_down_stabilization_seconds=seconds(down.stabilization_window),

@@ -62,7 +62,13 @@ def per_replica_capacity(policy: Policy, state: State) -> Capacity | None:
         return None
     # rps 0: even an empty replica's step is slower than the TPOT objective; status shows it,
     # and the rate signal stays out of the decision.
-    return capacity(memory, policy.prior or GENERIC_PRIOR, policy.slo, t.kv_cache_utilization)
+    return capacity(
+        memory,
+        policy.prior or GENERIC_PRIOR,
+        policy.slo,
+        t.kv_cache_utilization,
+        policy.max_seqs_per_replica,
+    )
 
 
 def _target_rps(policy: Policy, cap: Capacity) -> float:

@@ -347,19 +347,30 @@ def sustainable_rps(
     kv_tokens: float | None,
     slo: Slo,
     kv_target: float,
+    max_seqs: float | None = None,
 ) -> tuple[float, str]:
-    """The largest arrival rate per replica within the TPOT objective and the KV target."""
+    """The largest arrival rate per replica within the TPOT objective, the KV target and, where
+    a gateway caps what a replica is sent (spec.gateway.maxPerReplica), `max_seqs` in flight."""
     # Seconds of step time each request/s adds, per second: prefill plus its share of decode.
     demand = prompt_tokens * model.per_prompt_token_s + output_tokens * model.per_seq_s
     if demand <= 0 or model.base_s >= slo.tpot_s:
         return 0.0, "tpot"
     tpot = (1.0 - model.base_s / slo.tpot_s) / demand
-    if kv_tokens is None:
-        return tpot, "tpot"
-    # Sequences the cache holds at the target, with each holding its prompt and half its output.
-    seqs = kv_target * kv_tokens / max(1.0, prompt_tokens + output_tokens / 2.0)
-    kv = seqs / ((output_tokens + 1.0) * model.base_s + seqs * demand)
-    return (kv, "kvCache") if kv < tpot else (tpot, "tpot")
+    bound, name = tpot, "tpot"
+    caps: list[tuple[float, str]] = []
+    if kv_tokens is not None:
+        # Sequences the cache holds at the target, each holding its prompt and half its output.
+        caps.append(
+            (kv_target * kv_tokens / max(1.0, prompt_tokens + output_tokens / 2.0), "kvCache")
+        )
+    if max_seqs is not None:
+        caps.append((max_seqs, "maxPerReplica"))
+    for seqs, why in caps:
+        # The rate at which `seqs` are in flight: each lives its output's steps of that batch.
+        rps = seqs / ((output_tokens + 1.0) * model.base_s + seqs * demand)
+        if rps < bound:
+            bound, name = rps, why
+    return bound, name
 
 
 @dataclass(frozen=True)
@@ -375,23 +386,39 @@ class Prior:
 
 
 def _model_rps(
-    memory: ThroughputMemory, prior: Prior, slo: Slo, kv_target: float
+    memory: ThroughputMemory,
+    prior: Prior,
+    slo: Slo,
+    kv_target: float,
+    max_seqs: float | None = None,
 ) -> tuple[float, str, float]:
     """The step model's capacity: (rps, which limit binds, tokens per request)."""
     model = engine(memory, prior.engine)
     prompt = memory.prompt_tokens if memory.prompt_tokens is not None else prior.prompt_tokens
     output = memory.output_tokens if memory.output_tokens is not None else prior.output_tokens
     kv_tokens = memory.kv_tokens if memory.kv_tokens is not None else prior.kv_tokens
-    rps, bound = sustainable_rps(model, prompt, output, kv_tokens, slo, kv_target)
+    rps, bound = sustainable_rps(model, prompt, output, kv_tokens, slo, kv_target, max_seqs)
     return rps, bound, prompt + output
 
 
-def capacity(memory: ThroughputMemory, prior: Prior, slo: Slo, kv_target: float) -> Capacity:
-    """Per-replica capacity now: learned once there is evidence, else the prior."""
+def capacity(
+    memory: ThroughputMemory,
+    prior: Prior,
+    slo: Slo,
+    kv_target: float,
+    max_seqs: float | None = None,
+) -> Capacity:
+    """Per-replica capacity now: learned once there is evidence, else the prior; `max_seqs`:
+    the most a gateway sends one replica at a time."""
     rps, bound, tokens = _model_rps(memory, prior, slo, kv_target)
     tail = tail_limit(memory, slo)
     if tail is not None and tail < 1.0:
+        # The tail is a share of the unbounded step model's capacity (its load bins are).
         rps, bound = rps * tail, "latencyTail"
+    if max_seqs is not None:
+        held, why, _ = _model_rps(memory, prior, slo, kv_target, max_seqs)
+        if held < rps:
+            rps, bound = held, why
     return Capacity(
         rps=rps,
         tokens_per_s=rps * tokens,

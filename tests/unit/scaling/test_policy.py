@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from inference_operator.api.models import AutoscalingSpec
+from inference_operator.api.models import AutoscalingSpec, GatewaySpec
 from inference_operator.scaling.policy import DEFAULT_IDLE_TO_ZERO_SECONDS, policy_from_spec
 
 
@@ -60,6 +60,13 @@ def test_defaults() -> None:
     p = policy_from_spec(AutoscalingSpec())
     assert (p.min_replicas, p.max_replicas, p.startup_seconds) == (1, 4, 180)
     assert p.idle_to_zero_seconds == DEFAULT_IDLE_TO_ZERO_SECONDS
+
+
+def test_the_gateways_max_per_replica_bounds_what_a_replica_holds() -> None:
+    gateway = GatewaySpec.model_validate({"maxPerReplica": 32})
+    assert policy_from_spec(AutoscalingSpec(), gateway=gateway).max_seqs_per_replica == 32
+    # Without a gateway of its own the replicas' batch is vLLM's to bound.
+    assert policy_from_spec(AutoscalingSpec()).max_seqs_per_replica is None
 
 
 @pytest.mark.parametrize(

@@ -247,6 +247,27 @@ def test_sustainable_rps_binds_on_the_tighter_limit() -> None:
     assert sustainable_rps(EngineModel(0.2, 0.001, 1e-4), 100, 100, None, SLO, KV)[0] == 0.0
 
 
+def test_behind_a_gateway_a_replica_holds_no_more_than_its_max_per_replica() -> None:
+    """spec.gateway.maxPerReplica bounds the sequences a replica runs, as the KV cache does:
+    the step model's batch cannot grow past it (on the ramp behind the gateway the unbounded
+    model said 5.0 req/s where one replica sustains 4.1, and the gateway held the rest)."""
+    free, bound = sustainable_rps(TRUTH, 1200, 200, 215_000, SLO, KV)
+    assert bound == "tpot"
+    slots, bound = sustainable_rps(TRUTH, 1200, 200, 215_000, SLO, KV, max_seqs=64)
+    assert bound == "maxPerReplica" and slots < free
+    # The KV bound's arithmetic with 64 sequences: the rate at which 64 are in flight.
+    demand = 1200 * TRUTH.per_prompt_token_s + 200 * TRUTH.per_seq_s
+    assert math.isclose(slots, 64 / (201 * TRUTH.base_s + 64 * demand))
+    # A bound above what the cache or the TPOT objective allow changes nothing.
+    assert sustainable_rps(TRUTH, 1200, 200, 215_000, SLO, KV, max_seqs=10_000) == (free, "tpot")
+    small, _ = sustainable_rps(TRUTH, 1200, 200, 20_000, SLO, KV)
+    assert sustainable_rps(TRUTH, 1200, 200, 20_000, SLO, KV, max_seqs=64) == (small, "kvCache")
+    # The learned capacity carries it.
+    cap = capacity(ThroughputMemory(), WRONG, SLO, KV, max_seqs=8)
+    assert cap.bound_by == "maxPerReplica"
+    assert cap.rps < capacity(ThroughputMemory(), WRONG, SLO, KV).rps
+
+
 def test_traffic_that_never_varies_keeps_a_physical_model() -> None:
     """Found on the live loop: tiny prompts at a batch of 3 for minutes fitted the per-sequence
     and per-token costs below zero, and the capacity came out 0. The floors keep it physical."""
