@@ -97,12 +97,16 @@ def test_metrics_use_vllm_names_and_track_load_up_and_down() -> None:
                     asyncio.create_task(s.post(f"{base}/v1/completions", json=body))
                     for _ in range(200)
                 ]
-                # Polled, not slept on: a loaded machine takes longer to send 200 requests.
+                # Polled, not slept on: a loaded machine takes longer to send 200 requests, and
+                # the engine's ticker may not have admitted any of them to a batch yet (seen in
+                # make test: 100 waiting, none running).
                 deadline = asyncio.get_running_loop().time() + 20.0
                 while True:
                     busy = _samples(await (await s.get(f"{base}/metrics")).text())
-                    inflight = busy["vllm:num_requests_running"] + busy["vllm:num_requests_waiting"]
-                    if inflight >= 100 or asyncio.get_running_loop().time() > deadline:
+                    running = busy["vllm:num_requests_running"]
+                    inflight = running + busy["vllm:num_requests_waiting"]
+                    loaded = inflight >= 100 and running > 0
+                    if loaded or asyncio.get_running_loop().time() > deadline:
                         break
                     await asyncio.sleep(0.05)
                 for r in await asyncio.gather(*load):
