@@ -367,6 +367,9 @@ class Wva:
             return max(view.target, 1 if s.held else self.min_replicas)
         pods = self._peaks(now, view)
         current = view.target
+        if not pods:
+            # No replica metrics (a pod Ready since the last scrape): the analyzer decides nothing.
+            return _clamp(current, self.min_replicas, self.max_replicas)
         base = len(pods) if len(pods) == current else current
         free = [(kv, q) for kv, q in pods if kv < self.kv_threshold and q < self.queue_threshold]
         n = len(free)

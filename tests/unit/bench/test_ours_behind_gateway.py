@@ -13,7 +13,7 @@ from inference_operator.bench.simulator.profiles import LLAMA3_8B_L40S
 def _view() -> FleetView:
     # 600 requests reached the fleet over the minute; 240 finished (a backlog builds).
     def at(t: float, arrivals: int, completions: int) -> Sample:
-        return Sample(t, (0,), 10, 0.5, arrivals, completions, 1, 0, 0)
+        return Sample(t, (0,), (("replica-0", 0.5, 0),), 10, arrivals, completions, 0, 0)
 
     return FleetView([at(0.0, 0, 0), at(60.0, 600, 240)], target=1, ready=1)
 

@@ -10,19 +10,8 @@ from inference_operator.bench.simulator.fleet import FleetView, Sample
 
 def _scrape(t: float, pods: dict[str, tuple[float, int]], held: int = 0) -> Sample:
     """One scrape: (KV usage, waiting) per serving pod."""
-    kvs = [kv for kv, _ in pods.values()]
-    return Sample(
-        t,
-        tuple(q for _, q in pods.values()),
-        0,
-        sum(kvs) / len(kvs) if kvs else None,
-        0,
-        0,
-        len(pods),
-        0,
-        held,
-        pods=tuple((name, kv, q) for name, (kv, q) in pods.items()),
-    )
+    serving = tuple((name, kv, q) for name, (kv, q) in pods.items())
+    return Sample(t, tuple(q for _, _, q in serving), serving, 0, 0, 0, 0, held)
 
 
 def _wva() -> Wva:
@@ -78,3 +67,10 @@ def test_requests_held_at_the_gateway_count_as_waiting_in_the_pods() -> None:
     make both pods saturated (6 waiting each)."""
     view = FleetView([_scrape(60.0, {"a": (0.3, 0), "b": (0.3, 0)}, held=12)], target=2, ready=2)
     assert _wva().decide(60.0, view) == 3
+
+
+def test_no_pod_metrics_yet_is_no_decision() -> None:
+    """A pod Ready since the last scrape has no series yet: WVA's analyzer, given no replica
+    metrics, neither scales up nor down (the spare average over no pods is not 'saturated')."""
+    view = FleetView([_scrape(60.0, {})], target=1, ready=1)
+    assert _wva().decide(60.0, view) == 1

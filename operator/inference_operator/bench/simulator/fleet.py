@@ -26,11 +26,11 @@ class Sample:
     at: float
     # Waiting per pod that reports (Ready, draining included), as Prometheus has it per pod.
     queues: tuple[int, ...]
+    # (pod name, KV usage, waiting) of each serving pod (Ready, not draining), by pod label.
+    pods: tuple[tuple[str, float, int], ...]
     running: int
-    kv_cache_utilization: float | None  # mean over Ready replicas
     arrivals: int  # cumulative requests that reached the fleet
     completions: int  # cumulative
-    ready: int
     starting: int
     held: int  # requests held by the gateway (no Ready replica)
     # Cumulative over every replica that ever ran (vLLM's counters, summed by Prometheus).
@@ -42,13 +42,21 @@ class Sample:
     # the last one every first token (le="+Inf").
     ttft_le: tuple[int, ...] = ()
     tpot_le: tuple[int, ...] = ()
-    # (pod name, KV usage, waiting) of each serving pod, as Prometheus has them by pod label.
-    pods: tuple[tuple[str, float, int], ...] = ()
 
     @property
     def queue(self) -> int:
         """Waiting over the fleet."""
         return sum(self.queues)
+
+    @property
+    def ready(self) -> int:
+        """Serving pods."""
+        return len(self.pods)
+
+    @property
+    def kv_cache_utilization(self) -> float | None:
+        """Mean KV usage over the serving pods."""
+        return sum(kv for _, kv, _ in self.pods) / len(self.pods) if self.pods else None
 
 
 @dataclass
@@ -290,7 +298,6 @@ class FleetSimulator:
 
     def _sample(self, now: float) -> Sample:
         running = 0
-        kv: list[float] = []
         queues: list[int] = []
         pods: list[tuple[str, float, int]] = []
         for r in self.replicas:
@@ -300,7 +307,6 @@ class FleetSimulator:
             queues.append(len(r.engine.waiting))
             running += len(r.engine.running)
             if not r.draining:
-                kv.append(r.engine.kv_utilization)
                 pods.append((r.name, r.engine.kv_utilization, len(r.engine.waiting)))
             if r.draining and r.engine.outstanding == 0:
                 r.ended_at = max(r.engine.last_finish_at, r.ready_at)
@@ -312,11 +318,10 @@ class FleetSimulator:
         return Sample(
             now,
             tuple(queues),
+            tuple(pods),
             running,
-            sum(kv) / len(kv) if kv else None,
             self._arrivals,
             self._completions,
-            len(kv),
             starting,
             len(self.held),
             sum(e.prompt_tokens for e in engines),
@@ -325,7 +330,6 @@ class FleetSimulator:
             sum(e.itl_count for e in engines),
             tuple(itertools.accumulate(ttft)),
             tuple(itertools.accumulate(tpot)),
-            tuple(pods),
         )
 
     def run(
