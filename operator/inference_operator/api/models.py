@@ -450,11 +450,34 @@ class ScaleDown(Base):
     )
 
 
+class ShortBursts(Base):
+    """Spare replicas after a burst that was over before the replicas launched for it were
+    Ready: chasing such bursts cannot serve them, only replicas already Ready can."""
+
+    spare_replicas: int = Field(
+        2,
+        description="Ready replicas kept above what the load before the burst needed "
+        "(0: never keep spares).",
+        ge=0,
+        le=1000,
+    )
+    hold_for: str = Field(
+        "1h",
+        description="How long after such a burst the spares are kept.",
+        pattern=DURATION_PATTERN,
+        max_length=16,
+    )
+
+
 class Behavior(Base):
     """Scaling speed in each direction."""
 
     scale_up: ScaleUp = Field(default_factory=ScaleUp, description="Scale-up behaviour.")
     scale_down: ScaleDown = Field(default_factory=ScaleDown, description="Scale-down behaviour.")
+    short_bursts: ShortBursts = Field(
+        default_factory=ShortBursts,
+        description="Spare replicas after bursts shorter than a replica's start-up.",
+    )
     hpa_tolerance: float = Field(
         0.1,
         description="The HPA's tolerance when KEDA's Prometheus triggers alone drive it (no "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from inference_operator.scaling.bursts import BurstMemory
 from inference_operator.scaling.startup import Startup, StartupMemory
 from inference_operator.scaling.throughput import Capacity, Prior, Slo, ThroughputMemory
 from inference_operator.scaling.warm import WarmMemory
@@ -139,6 +140,11 @@ class Policy:
     # spec.gateway.maxPerReplica: the gateway never sends a replica more at a time, so the
     # learned capacity is bounded by it as by the KV cache. None: no gateway of its own.
     max_seqs_per_replica: int | None = None
+    # After a burst that was over before the replicas launched for it were Ready, keep this
+    # many Ready replicas above what the load before it needed, for this long
+    # (scaling/bursts.py; spec.autoscaling.behavior.shortBursts).
+    short_burst_spare: int = 2
+    short_burst_hold_seconds: float = 3600.0
 
     def __post_init__(self) -> None:
         if self.min_replicas < 0:
@@ -178,6 +184,7 @@ class State:
     unsettled_at: float | None = None
     unsettled_since: float | None = None
     startups: StartupMemory = field(default_factory=StartupMemory)
+    bursts: BurstMemory = field(default_factory=BurstMemory)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,6 +202,7 @@ class State:
             "unsettledAt": self.unsettled_at,
             "unsettledSince": self.unsettled_since,
             "startups": self.startups.to_list(),
+            "bursts": self.bursts.to_dict(),
         }
 
     @classmethod
@@ -220,6 +228,7 @@ class State:
                 None if raw.get("unsettledSince") is None else float(raw["unsettledSince"])
             ),
             startups=StartupMemory.from_list(raw.get("startups")),
+            bursts=BurstMemory.from_dict(raw.get("bursts")),
         )
 
 

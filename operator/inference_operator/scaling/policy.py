@@ -35,6 +35,8 @@ def policy_from_spec(
         scale_up_max_factor=a.behavior.scale_up.max_factor,
         scale_down_stabilization_seconds=seconds(down.stabilization_window),
         scale_down_max_percent=down.max_percent,
+        short_burst_spare=a.behavior.short_bursts.spare_replicas,
+        short_burst_hold_seconds=seconds(a.behavior.short_bursts.hold_for),
         idle_to_zero_seconds=(
             seconds(a.scale_to_zero.idle_after)
             if a.scale_to_zero is not None

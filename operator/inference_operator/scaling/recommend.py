@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from inference_operator.scaling.bursts import spare_floor, watch
 from inference_operator.scaling.forecast import forecast_rate
 from inference_operator.scaling.model import Observation, Policy, Recommendation, State
 from inference_operator.scaling.schedule import schedule_floor
@@ -276,6 +277,12 @@ def _growth(state: State, policy: Policy, now: float, need: int, current: int) -
     )
 
 
+def _median_rate(state: State, now: float) -> float | None:
+    """The median arrival rate over the forecast window, before this decision."""
+    before = sorted(v for t, v in state.arrivals if t < now)
+    return before[len(before) // 2] if before else None
+
+
 def _active(obs: Observation) -> bool:
     return any(
         (v or 0) > 0
@@ -310,10 +317,9 @@ def recommend(
             panic_until=max(state.panic_until, now + policy.scale_down_stabilization_seconds),
         )
     current = obs.current_replicas
-    floor = min(
-        policy.max_replicas,
-        max(policy.min_replicas, schedule_floor(policy.schedules, now, policy.startup_seconds)),
-    )
+    scheduled = schedule_floor(policy.schedules, now, policy.startup_seconds)
+    spare = spare_floor(state.bursts, now, policy.short_burst_hold_seconds)
+    floor = min(policy.max_replicas, max(policy.min_replicas, scheduled, spare))
     gateway_waiting = (obs.gateway_queue or 0) > 0
     if gateway_waiting:
         floor = max(floor, 1)
@@ -396,6 +402,20 @@ def recommend(
     panic = raw >= policy.panic_threshold * max(1, obs.ready_replicas) and raw > current
     if panic:
         state = replace(state, panic_until=now + policy.panic_window_seconds)
+    target = _target_rps(policy, cap) if cap is not None and cap.rps > 0 else None
+    state = replace(
+        state,
+        bursts=watch(
+            state.bursts,
+            now,
+            panic=panic,
+            rps=rate,
+            base_rps=_median_rate(state, now),
+            target_rps=target,
+            startup_seconds=policy.startup_seconds,
+            spare=policy.short_burst_spare,
+        ),
+    )
     in_panic = now < state.panic_until
 
     limited_by = ""
@@ -437,7 +457,13 @@ def recommend(
 
     final = min(policy.max_replicas, max(floor, want))
     if final > want:
-        limited_by = "minReplicas" if floor == policy.min_replicas else "schedule"
+        limited_by = (
+            "minReplicas"
+            if floor == policy.min_replicas
+            else "schedule"
+            if floor == scheduled
+            else "shortBursts"
+        )
     elif final < want:
         limited_by = "maxReplicas"
     if final < current and (state.last_replicas is None or final < state.last_replicas):
@@ -451,6 +477,12 @@ def recommend(
         reason += f" (panic: demand >= {policy.panic_threshold:g}x ready capacity)"
     if limited_by:
         reason += f"; limited by {limited_by}"
+    detail = ""
+    if limited_by == "shortBursts":
+        detail = (
+            f"keeping {spare} Ready replicas (spec.autoscaling.behavior.shortBursts): a burst "
+            "was over before the replicas launched for it were Ready"
+        )
     rec = Recommendation(
         replicas=final,
         reason=reason,
@@ -458,6 +490,7 @@ def recommend(
         panic=in_panic,
         limited=bool(limited_by) and limited_by != "stabilization",
         limited_by=limited_by,
+        limit_detail=detail,
         capacity=cap,
         arrival_source=source,
         startup_seconds=policy.startup_seconds,

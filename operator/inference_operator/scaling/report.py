@@ -13,6 +13,7 @@ from inference_operator.scaling.startup import estimate
 LIMIT_REASONS = {
     "minReplicas": "TooFewReplicas",
     "schedule": "ScheduleFloor",
+    "shortBursts": "ShortBurstSpares",
     "maxReplicas": "TooManyReplicas",
     "scaleUpRate": "ScaleUpLimited",
     "scaleDownRate": "ScaleDownLimited",

@@ -23,6 +23,7 @@ def test_every_spec_field_reaches_the_policy() -> None:
             "behavior": {
                 "scaleUp": {"panicThreshold": 3, "maxFactor": 4},
                 "scaleDown": {"stabilizationWindow": "10m", "maxPercent": 25},
+                "shortBursts": {"spareReplicas": 3, "holdFor": "30m"},
             },
             "schedules": [
                 {
@@ -47,6 +48,7 @@ def test_every_spec_field_reaches_the_policy() -> None:
     assert (p.panic_threshold, p.scale_up_max_factor) == (3, 4)
     assert (p.scale_down_stabilization_seconds, p.scale_down_max_percent) == (600, 25)
     assert p.startup_seconds == 270
+    assert (p.short_burst_spare, p.short_burst_hold_seconds) == (3, 1800)
     (s,) = p.schedules
     assert (s.cron, s.timezone, s.min_replicas, s.duration_seconds) == (
         "0 8 * * 1-5",
@@ -60,6 +62,7 @@ def test_defaults() -> None:
     p = policy_from_spec(AutoscalingSpec())
     assert (p.min_replicas, p.max_replicas, p.startup_seconds) == (1, 4, 180)
     assert p.idle_to_zero_seconds == DEFAULT_IDLE_TO_ZERO_SECONDS
+    assert (p.short_burst_spare, p.short_burst_hold_seconds) == (2, 3600)
 
 
 def test_the_gateways_max_per_replica_bounds_what_a_replica_holds() -> None:
