@@ -319,6 +319,10 @@ def recommend(
     current = obs.current_replicas
     scheduled = schedule_floor(policy.schedules, now, policy.startup_seconds)
     spare = spare_floor(state.bursts, now, policy.short_burst_hold_seconds)
+    if state.last_active_at is None or now - state.last_active_at >= policy.idle_to_zero_seconds:
+        # Spares serve the next burst of a model in use; an idle one keeps none (and reaches
+        # zero when it may).
+        spare = 0
     floor = min(policy.max_replicas, max(policy.min_replicas, scheduled, spare))
     gateway_waiting = (obs.gateway_queue or 0) > 0
     if gateway_waiting:

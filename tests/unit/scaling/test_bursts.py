@@ -104,8 +104,8 @@ def _run(
             current_replicas=current,
             ready_replicas=ready,
             queue=0.0,
-            running=4.0 * ready,
-            kv_cache_utilization=0.4,
+            running=4.0 * ready if rps else 0.0,
+            kv_cache_utilization=0.4 if rps else 0.0,
             arrival_rps=rps,
         )
         rec, state = recommend(o, policy, state, t)
@@ -144,3 +144,12 @@ def test_a_step_that_stays_leaves_no_spares() -> None:
     step = [(T0 - HOUR, 8.0), (T0 + 300, 40.0), (T0 + 1500, 8.0)]
     run = _run(_policy(), step, T0 + 3000)
     assert run[-1][1] == 2, run[-1]
+
+
+def test_an_idle_model_keeps_no_spares_and_reaches_zero() -> None:
+    """Load stops after a short burst: once idle for idle_to_zero_seconds the spares go, and a
+    model at minReplicas 0 reaches zero within the hour the spares would have been held."""
+    stops = [(T0 - HOUR, 8.0), (T0 + 300, 40.0), (T0 + 420, 8.0), (T0 + 1500, 0.0)]
+    run = _run(_policy(min_replicas=0, idle_to_zero_seconds=300.0), stops, T0 + 3000)
+    assert any("shortBursts" in x[2] for x in run), "the short burst was not seen"
+    assert run[-1][1] == 0, run[-1][2]
